@@ -1,0 +1,249 @@
+"""The canonical request, result and error types every part of imagegate speaks.
+
+Dialects parse into :class:`ImageRequest`; providers receive one; the runner turns
+what providers return into stored :class:`Image` rows of a :class:`Task`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["generate", "edit"]
+ResponseFormat = Literal["url", "b64_json", "b64_ephemeral"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+class TaskStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+    awaiting_upload = "awaiting_upload"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.canceled)
+
+
+class ErrorCode(str, enum.Enum):
+    """Stable machine-readable error codes; each maps to one HTTP status."""
+
+    invalid_request = "invalid_request"
+    invalid_image = "invalid_image"
+    unsupported_value = "unsupported_value"
+    payload_too_large = "payload_too_large"
+    invalid_api_key = "invalid_api_key"
+    insufficient_credits = "insufficient_credits"
+    model_not_found = "model_not_found"
+    model_not_ready = "model_not_ready"
+    not_found = "not_found"
+    forbidden = "forbidden"
+    conflict = "conflict"
+    idempotency_mismatch = "idempotency_mismatch"
+    rate_limited = "rate_limited"
+    content_policy_violation = "content_policy_violation"
+    upstream_auth = "upstream_auth_error"
+    upstream_quota = "upstream_quota_exceeded"
+    upstream_rate_limited = "upstream_rate_limited"
+    upstream_timeout = "upstream_timeout"
+    upstream_error = "upstream_error"
+    upstream_unavailable = "upstream_unavailable"
+    upstream_bad_request = "upstream_bad_request"
+    canceled = "canceled"
+    internal = "internal_error"
+
+
+STATUS_BY_CODE: dict[ErrorCode, int] = {
+    ErrorCode.invalid_request: 400,
+    ErrorCode.invalid_image: 400,
+    ErrorCode.unsupported_value: 400,
+    ErrorCode.payload_too_large: 413,
+    ErrorCode.invalid_api_key: 401,
+    ErrorCode.insufficient_credits: 402,
+    ErrorCode.model_not_found: 404,
+    ErrorCode.model_not_ready: 503,
+    ErrorCode.not_found: 404,
+    ErrorCode.forbidden: 403,
+    ErrorCode.conflict: 409,
+    ErrorCode.idempotency_mismatch: 422,
+    ErrorCode.rate_limited: 429,
+    ErrorCode.content_policy_violation: 400,
+    ErrorCode.upstream_auth: 502,
+    ErrorCode.upstream_quota: 502,
+    ErrorCode.upstream_rate_limited: 429,
+    ErrorCode.upstream_timeout: 504,
+    ErrorCode.upstream_error: 502,
+    ErrorCode.upstream_unavailable: 503,
+    ErrorCode.upstream_bad_request: 400,
+    ErrorCode.canceled: 409,
+    ErrorCode.internal: 500,
+}
+
+TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class GatewayError(Exception):
+    """An error a client should see, with a code, a message and the parameter at fault."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        param: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+        self.status = status or STATUS_BY_CODE[code]
+        self.retry_after = retry_after
+
+    @property
+    def type(self) -> str:
+        return TYPE_BY_STATUS.get(self.status, "api_error" if self.status < 500 else "upstream_error")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code.value}
+
+    @classmethod
+    def bad(cls, param: str, message: str) -> "GatewayError":
+        return cls(ErrorCode.invalid_request, message, param=param)
+
+
+class UpstreamError(Exception):
+    """Raised by a provider adapter; the router decides whether to retry or fall back."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.param = param
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in (
+            ErrorCode.upstream_rate_limited,
+            ErrorCode.upstream_timeout,
+            ErrorCode.upstream_error,
+            ErrorCode.upstream_unavailable,
+        )
+
+    @property
+    def may_fall_back(self) -> bool:
+        """Caller mistakes and moderation outcomes are final; everything else may try another deployment."""
+        return self.code not in (ErrorCode.upstream_bad_request, ErrorCode.content_policy_violation)
+
+    def to_gateway(self) -> GatewayError:
+        return GatewayError(self.code, self.message, param=self.param, retry_after=self.retry_after)
+
+
+@dataclass(slots=True)
+class ImageInput:
+    """An input image, already fetched and checked to decode."""
+
+    data: bytes
+    mime: str
+    width: int
+    height: int
+    source: str = "inline"  # "upload", "url", "data-uri", "base64", "upload-slot"
+    url: str | None = None  # original URL when the client passed one
+
+
+@dataclass(slots=True)
+class ImageRequest:
+    """What the client asked for, in imagegate's own terms, validated against the catalog."""
+
+    model: str
+    prompt: str = ""
+    mode: Mode = "generate"
+    n: int = 1
+    width: int | None = None  # None: the model's default ("auto")
+    height: int | None = None
+    resolution: str | None = None  # 1K / 2K / 4K as asked
+    aspect_ratio: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    background: str | None = None
+    moderation: str | None = None
+    input_fidelity: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    response_format: ResponseFormat = "url"
+    output_format: OutputFormat = "png"
+    output_compression: int | None = None
+    user: str | None = None
+    input_region: str | None = None
+    images: list[ImageInput] = field(default_factory=list)
+    mask: ImageInput | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # dialect-specific bits worth recording
+
+    @property
+    def size(self) -> str | None:
+        return f"{self.width}x{self.height}" if self.width and self.height else None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-safe summary (no image bytes) stored on the task."""
+        out = {
+            k: getattr(self, k)
+            for k in (
+                "model", "prompt", "mode", "n", "width", "height", "resolution", "aspect_ratio",
+                "quality", "style", "background", "moderation", "input_fidelity", "seed",
+                "negative_prompt", "response_format", "output_format", "output_compression",
+                "user", "input_region",
+            )
+            if getattr(self, k) is not None
+        }
+        out["images"] = [
+            {"source": i.source, "url": i.url, "mime": i.mime, "width": i.width, "height": i.height}
+            for i in self.images
+        ]
+        if self.mask is not None:
+            out["mask"] = {"source": self.mask.source, "width": self.mask.width, "height": self.mask.height}
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    """One image as a provider produced it: bytes, or a URL we must download before it expires."""
+
+    data: bytes | None = None
+    url: str | None = None
+    mime: str | None = None
+    revised_prompt: str | None = None
+
+
+@dataclass(slots=True)
+class ProviderResult:
+    images: list[GeneratedImage]
+    usage: dict[str, Any] | None = None
+    revised_prompt: str | None = None
