@@ -1,0 +1,243 @@
+"""Fake OpenAI Images API: generations (JSON) and edits (multipart), per-model size rules.
+
+Imitates: ``Authorization: Bearer`` with OpenAI's 401 ``invalid_api_key`` envelope (key masked),
+per-family ``size``/``n``/``quality``/``response_format`` validation with ``invalid_value`` 400s
+naming the param, GPT image answers as ``b64_json`` with ``usage`` and top-level
+``output_format``/``size``/``quality``/``background``, dall-e ``url`` (60 min) or ``b64_json``
+and dall-e-3 ``revised_prompt``, edits with ``image[]`` (up to 16) + a PNG ``mask`` that must have
+an alpha channel and the first image's size, ``moderation_blocked`` / ``content_policy_violation``
+400s, 429 ``rate_limit_exceeded`` with ``retry-after``, and 500 ``server_error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from typing import Any
+
+from PIL import Image
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from imagegate.media import synth
+from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
+
+PROVIDER = "openai"
+
+GPT_SIZES = ["1024x1024", "1536x1024", "1024x1536"]
+SIZES = {"dall-e-2": ["256x256", "512x512", "1024x1024"], "dall-e-3": ["1024x1024", "1792x1024", "1024x1792"]}
+QUALITIES = {"dall-e-3": ["standard", "hd"], "dall-e-2": ["standard"]}
+GPT_QUALITIES = ["auto", "low", "medium", "high"]
+
+
+def err(status: int, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
+        code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
+                        status, headers=headers)
+
+
+def family(model: str) -> str:
+    if model.startswith("dall-e-2"):
+        return "dall-e-2"
+    if model.startswith("dall-e-3"):
+        return "dall-e-3"
+    if model.startswith("gpt-image-2") or model.startswith("chatgpt-image"):
+        return "gpt-image-2"
+    return "gpt-image"
+
+
+def check_size(fam: str, size: str) -> tuple[int, int] | None:
+    if fam == "gpt-image-2" and size != "auto":
+        try:
+            w, h = (int(x) for x in size.split("x"))
+        except ValueError:
+            return None
+        ok = (w % 16 == 0 and h % 16 == 0 and 1 / 3 <= w / h <= 3 and max(w, h) <= 3840
+              and w * h <= 3840 * 2160)
+        return (w, h) if ok else None
+    allowed = SIZES.get(fam, GPT_SIZES + ["auto"])
+    if size not in allowed:
+        return None
+    if size == "auto":
+        return (0, 0)
+    w, h = (int(x) for x in size.split("x"))
+    return w, h
+
+
+def masked_key(auth: str) -> str:
+    key = auth.removeprefix("Bearer ").strip()
+    return (key[:8] + "*" * 12 + key[-4:]) if len(key) > 12 else "*" * len(key)
+
+
+def create_app(state: FakeState, *, url_results: bool = False) -> FastAPI:
+    """``url_results``: answer with ``data[].url`` like many OpenAI-shaped gateways do."""
+
+    def auth_error(request: Request) -> Response | None:
+        auth = request.headers.get("authorization", "")
+        if auth != f"Bearer {state.api_key}":
+            if not auth:
+                return err(401, "You didn't provide an API key. You need to provide your API key in an "
+                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+            return err(401, f"Incorrect API key provided: {masked_key(auth)}. You can find your API key at "
+                            "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+        return None
+
+    def triggered(prompt: str, fam: str) -> Response | None:
+        t = trigger(prompt)
+        if t == "moderated":
+            if fam.startswith("gpt-image"):
+                return err(400, "Your request was rejected by the safety system. safety_violations=[sexual].",
+                           type_="image_generation_user_error", code="moderation_blocked")
+            return err(400, "Your request was rejected as a result of our safety system. Your prompt may "
+                            "contain text that is not allowed by our safety system.",
+                       code="content_policy_violation")
+        if t == "error":
+            return err(500, "The server had an error while processing your request. Sorry about that!",
+                       type_="server_error")
+        if t == "rate-limit":
+            return err(429, "Rate limit reached for images per minute. Please try again in 1s.",
+                       type_="requests", code="rate_limit_exceeded", headers={"retry-after": "1"})
+        return None
+
+    def validate(body: dict[str, Any], edit: bool) -> tuple[Response | None, str, tuple[int, int]]:
+        model = str(body.get("model") or ("gpt-image-1.5" if edit else "dall-e-2"))
+        fam = family(model)
+        gpt = fam.startswith("gpt-image")
+        prompt = body.get("prompt")
+        if not prompt:
+            return err(400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"), fam, (0, 0)
+        try:
+            n = int(body.get("n", 1))
+        except (TypeError, ValueError):
+            return err(400, f"Invalid type for 'n'.", param="n", code="invalid_type"), fam, (0, 0)
+        if n < 1 or n > 10 or (fam == "dall-e-3" and n != 1):
+            return err(400, f"Invalid 'n': dall-e-3 only supports n=1." if fam == "dall-e-3"
+                       else "Invalid 'n': must be between 1 and 10.", param="n", code="invalid_value"), fam, (0, 0)
+        size = str(body.get("size") or ("auto" if gpt else "1024x1024"))
+        dims = check_size(fam, size)
+        if dims is None:
+            allowed = ", ".join(f"'{s}'" for s in SIZES.get(fam, GPT_SIZES + ["auto"]))
+            return err(400, f"Invalid value: '{size}'. Supported values are: {allowed}.", param="size",
+                       code="invalid_value"), fam, (0, 0)
+        quality = body.get("quality")
+        if quality is not None and quality not in (GPT_QUALITIES if gpt else QUALITIES.get(fam, [])):
+            return err(400, f"Invalid value: '{quality}'.", param="quality", code="invalid_value"), fam, (0, 0)
+        if gpt and "response_format" in body:
+            return err(400, "Unknown parameter: 'response_format'.", param="response_format",
+                       code="unknown_parameter"), fam, (0, 0)
+        for name in ("background", "moderation", "output_format", "output_compression"):
+            if not gpt and name in body:
+                return err(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter"), fam, (0, 0)
+        if "style" in body and fam != "dall-e-3":
+            return err(400, "Unknown parameter: 'style'.", param="style", code="unknown_parameter"), fam, (0, 0)
+        return None, fam, dims
+
+    async def answer(body: dict[str, Any], fam: str, dims: tuple[int, int], first: tuple[int, int] | None) -> Response:
+        gpt = fam.startswith("gpt-image")
+        n = int(body.get("n", 1))
+        w, h = dims
+        if (w, h) == (0, 0):  # auto: the input's shape for edits, square otherwise
+            w, h = (1024, 1024)
+            if first:
+                best = min(GPT_SIZES, key=lambda s: abs(int(s.split("x")[0]) / int(s.split("x")[1]) - first[0] / first[1]))
+                w, h = (int(x) for x in best.split("x"))
+        await state.work(n)
+        fmt = str(body.get("output_format") or "png") if gpt else "png"
+        prompt = str(body["prompt"])
+        data = []
+        for i in range(n):
+            png = synth.render_bytes(prompt, w, h, fmt, index=i)
+            item: dict[str, Any] = {}
+            if gpt or body.get("response_format") == "b64_json" and not url_results:
+                item["b64_json"] = base64.b64encode(png).decode()
+            else:
+                item["url"] = state.public_base + state.store(png, f"image/{fmt}", ttl=3600)
+            if fam == "dall-e-3":
+                item["revised_prompt"] = f"A detailed rendering of: {prompt}"
+            data.append(item)
+        out: dict[str, Any] = {"created": int(time.time()), "data": data}
+        if gpt:
+            out.update(background="opaque" if body.get("background") != "transparent" else "transparent",
+                       output_format=fmt, quality=body.get("quality") or "medium", size=f"{w}x{h}",
+                       usage={"input_tokens": 50, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
+                              "output_tokens": 1056 * n, "output_tokens_details": {"text_tokens": 0, "image_tokens": 1056 * n},
+                              "total_tokens": 50 + 1056 * n})
+        return JSONResponse(out)
+
+    async def generations(request: Request) -> Response:
+        state.calls["generations"] += 1
+        if (r := state.scripted(request)) is not None:
+            return r
+        if (r := auth_error(request)) is not None:
+            return r
+        try:
+            body = await request.json()
+        except ValueError:
+            return err(400, "We could not parse the JSON body of your request.", code="invalid_json")
+        bad, fam, dims = validate(body, edit=False)
+        if bad is not None:
+            return bad
+        if (r := triggered(str(body["prompt"]), fam)) is not None:
+            return r
+        state.calls["submit"] += 1
+        state.calls["images"] += int(body.get("n", 1))
+        return await answer(body, fam, dims, None)
+
+    async def edits(request: Request) -> Response:
+        state.calls["edits"] += 1
+        if (r := state.scripted(request)) is not None:
+            return r
+        if (r := auth_error(request)) is not None:
+            return r
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return err(400, "Invalid Content-Type header, expected multipart/form-data.")
+        form = await request.form()
+        body = {k: v for k, v in form.items() if isinstance(v, str)}
+        images = [v for v in form.getlist("image[]") + form.getlist("image") if not isinstance(v, str)]
+        bad, fam, dims = validate(body, edit=True)
+        if bad is not None:
+            return bad
+        if not images:
+            return err(400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
+        if len(images) > (1 if fam == "dall-e-2" else 16):
+            return err(400, "Too many images.", param="image", code="invalid_value")
+        decoded = []
+        for up in images:
+            try:
+                decoded.append(Image.open(io.BytesIO(await up.read())))
+            except Exception:
+                return err(400, "Invalid image file or mode for image 1, please check your image file.",
+                           param="image", code="invalid_image_format")
+        mask_info = None
+        mask = form.get("mask")
+        if mask is not None and not isinstance(mask, str):
+            try:
+                m = Image.open(io.BytesIO(await mask.read()))
+            except Exception:
+                return err(400, "Invalid mask image file.", param="mask", code="invalid_image_format")
+            if m.format != "PNG" or m.mode not in ("RGBA", "LA"):
+                return err(400, "Invalid mask image format - mask image missing alpha channel", param="mask",
+                           code="invalid_image_format")
+            if m.size != decoded[0].size:
+                return err(400, "Invalid mask image format - mask size does not match image size", param="mask",
+                           code="invalid_image_format")
+            alpha = m.getchannel("A")
+            mask_info = {"size": list(m.size), "transparent_pixels": sum(alpha.histogram()[:1])}
+        state.jobs["last_edit"] = {"fields": body, "image_count": len(images), "mask": mask_info,
+                                   "image_field": "image[]" if form.getlist("image[]") else "image"}
+        if (r := triggered(str(body["prompt"]), fam)) is not None:
+            return r
+        state.calls["submit"] += 1
+        state.calls["images"] += int(body.get("n", 1))
+        return await answer(body, fam, dims, decoded[0].size)
+
+    routes = []
+    for prefix in ("/v1", ""):
+        routes += [Route(f"{prefix}/images/generations", generations, methods=["POST"]),
+                   Route(f"{prefix}/images/edits", edits, methods=["POST"])]
+    app = FastAPI(routes=routes, openapi_url=None, docs_url=None, redoc_url=None)
+    mount_blobs(app, state)
+    return app
