@@ -2,7 +2,8 @@
 
 GPT image models always answer base64; dall-e models are asked for ``b64_json`` too, so we
 never race a 60-minute URL. Sizes are snapped to what each model family takes; ``n`` larger
-than a model allows per call (dall-e-3: 1) is fanned out into parallel calls.
+than a model allows per call (dall-e-3: 1) is fanned out into parallel calls. ``deployment.options.defaults`` fills fields the client left
+unset (e.g. ``{moderation: low, quality: low}`` for a flat-priced tier).
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ def alpha_mask(mask: ImageInput, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
+def with_defaults(fields: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset fields, then fill ``options.defaults`` (e.g. ``{moderation: low}``) where the client set none."""
+    out = {k: v for k, v in fields.items() if v is not None}
+    for k, v in (options.get("defaults") or {}).items():
+        out.setdefault(k, v)
+    return out
+
+
 def error_from(provider: str, resp: httpx.Response) -> UpstreamError:
     """Map OpenAI's ``{"error": {message, type, param, code}}`` envelope."""
     try:
@@ -182,7 +191,7 @@ class OpenAIProvider(Provider):
                 f["style"] = req.style
         if req.mode == "edit" and gpt and not model.lower().startswith("gpt-image-1-mini"):
             f["input_fidelity"] = req.input_fidelity
-        return {k: v for k, v in f.items() if v is not None}
+        return with_defaults(f, self.deployment.options)
 
     def files(self, req: ImageRequest) -> list[tuple[str, tuple[str, bytes, str]]]:
         """Multipart file parts of an edit: ``image[]`` (or ``image`` for dall-e-2) and ``mask``."""
@@ -235,8 +244,9 @@ class OpenAIProvider(Provider):
         for item in payload.get("data") or []:
             revised = item.get("revised_prompt")
             if item.get("b64_json"):
-                images.append(GeneratedImage(data=base64.b64decode(item["b64_json"]), mime=MIME.get(fmt),
-                                             revised_prompt=revised))
+                data = base64.b64decode(item["b64_json"])
+                mime = MIME.get(codecs.sniff_format(data) or fmt)
+                images.append(GeneratedImage(data=data, mime=mime, revised_prompt=revised))
             elif item.get("url"):
                 images.append(GeneratedImage(url=item["url"], revised_prompt=revised))
         if not images:

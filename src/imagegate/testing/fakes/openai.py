@@ -72,8 +72,9 @@ def masked_key(auth: str) -> str:
     return (key[:8] + "*" * 12 + key[-4:]) if len(key) > 12 else "*" * len(key)
 
 
-def create_app(state: FakeState, *, url_results: bool = False) -> FastAPI:
-    """``url_results``: answer with ``data[].url`` like many OpenAI-shaped gateways do."""
+def create_app(state: FakeState, *, gateway: bool = False) -> FastAPI:
+    """``gateway``: behave like a lenient OpenAI-shaped gateway (xAI, Together, ...): any ``WxH``
+    size, no per-family field rules, ``data[].url`` unless ``response_format=b64_json``."""
 
     def auth_error(request: Request) -> Response | None:
         auth = request.headers.get("authorization", "")
@@ -103,6 +104,9 @@ def create_app(state: FakeState, *, url_results: bool = False) -> FastAPI:
         return None
 
     def validate(body: dict[str, Any], edit: bool) -> tuple[Response | None, str, tuple[int, int]]:
+        state.jobs["last_body"] = dict(body)
+        if gateway:
+            return validate_gateway(body)
         model = str(body.get("model") or ("gpt-image-1.5" if edit else "dall-e-2"))
         fam = family(model)
         gpt = fam.startswith("gpt-image")
@@ -135,6 +139,20 @@ def create_app(state: FakeState, *, url_results: bool = False) -> FastAPI:
             return err(400, "Unknown parameter: 'style'.", param="style", code="unknown_parameter"), fam, (0, 0)
         return None, fam, dims
 
+    def validate_gateway(body: dict[str, Any]) -> tuple[Response | None, str, tuple[int, int]]:
+        if not body.get("model"):
+            return err(400, "you must provide a model parameter", param="model"), "gateway", (0, 0)
+        if not body.get("prompt"):
+            return err(400, "Missing required parameter: 'prompt'.", param="prompt"), "gateway", (0, 0)
+        size = str(body.get("size") or "1024x1024")
+        try:
+            w, h = (int(x) for x in size.lower().split("x"))
+        except ValueError:
+            return err(400, f"Invalid size '{size}'.", param="size", code="invalid_value"), "gateway", (0, 0)
+        if not (64 <= w <= 4096 and 64 <= h <= 4096) or not 1 <= int(body.get("n", 1)) <= 10:
+            return err(400, "size or n out of range.", param="size", code="invalid_value"), "gateway", (0, 0)
+        return None, "gateway", (w, h)
+
     async def answer(body: dict[str, Any], fam: str, dims: tuple[int, int], first: tuple[int, int] | None) -> Response:
         gpt = fam.startswith("gpt-image")
         n = int(body.get("n", 1))
@@ -145,13 +163,14 @@ def create_app(state: FakeState, *, url_results: bool = False) -> FastAPI:
                 best = min(GPT_SIZES, key=lambda s: abs(int(s.split("x")[0]) / int(s.split("x")[1]) - first[0] / first[1]))
                 w, h = (int(x) for x in best.split("x"))
         await state.work(n)
-        fmt = str(body.get("output_format") or "png") if gpt else "png"
+        fmt = str(body.get("output_format") or "png") if gpt or gateway else "png"
+        fmt = fmt if fmt in ("png", "jpeg", "webp") else "png"
         prompt = str(body["prompt"])
         data = []
         for i in range(n):
             png = synth.render_bytes(prompt, w, h, fmt, index=i)
             item: dict[str, Any] = {}
-            if gpt or body.get("response_format") == "b64_json" and not url_results:
+            if gpt or body.get("response_format") == "b64_json":
                 item["b64_json"] = base64.b64encode(png).decode()
             else:
                 item["url"] = state.public_base + state.store(png, f"image/{fmt}", ttl=3600)
