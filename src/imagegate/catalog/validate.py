@@ -1,0 +1,231 @@
+"""Check a parsed request against a model's declared capabilities and build the ImageRequest.
+
+Every refusal is a 400 naming the parameter and listing what the model allows; no value
+is silently replaced. Dialects call :func:`build_request` and nothing else validates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagegate.catalog import CatalogModel
+from imagegate.catalog.schema import ModelSpec
+from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest
+from imagegate.providers import sizing
+
+REGIONS = ("Mainland", "Oversea", "OverseaUSWest")
+RESPONSE_FORMATS = ("url", "b64_json", "b64_ephemeral")
+FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
+
+
+def _unsupported(param: str, value: Any, allowed: list[str] | tuple[str, ...] | None, model: str) -> GatewayError:
+    if not allowed:
+        msg = f"model '{model}' does not support '{param}'"
+    else:
+        msg = f"'{param}'={value!r} is not supported by model '{model}'; allowed: {', '.join(map(str, allowed))}"
+    return GatewayError(ErrorCode.unsupported_value, msg, param=param)
+
+
+def _int(params: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise GatewayError.bad(name, f"'{name}' must be an integer")
+    try:
+        val = int(raw) if not isinstance(raw, float) or raw.is_integer() else None
+    except (TypeError, ValueError):
+        val = None
+    if val is None:
+        raise GatewayError.bad(name, f"'{name}' must be an integer")
+    if not lo <= val <= hi:
+        raise GatewayError.bad(name, f"'{name}' must be between {lo} and {hi}")
+    return val
+
+
+def _str(params: dict[str, Any], name: str) -> str | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise GatewayError.bad(name, f"'{name}' must be a string")
+    return raw.strip()
+
+
+def _choice(params: dict[str, Any], name: str, allowed: list[str] | None, model: str,
+            always: tuple[str, ...] = ()) -> str | None:
+    val = _str(params, name)
+    if val is None:
+        return None
+    if val in always:
+        return val
+    if not allowed or val not in allowed:
+        raise _unsupported(name, val, allowed, model)
+    return val
+
+
+def _fit_rule(spec: ModelSpec, w: int, h: int) -> tuple[int, int]:
+    """Scale a tier size down into the model's size rule (a tier means 'up to' for that model)."""
+    rule = spec.size_rule
+    if rule is None:
+        return w, h
+    scale = min(1.0, rule.max_side / max(w, h))
+    if rule.max_pixels:
+        scale = min(scale, (rule.max_pixels / (w * h)) ** 0.5)
+    m = max(rule.multiple_of, 1)
+    return (max(m, int(w * scale) // m * m), max(m, int(h * scale) // m * m))
+
+
+def _check_rule(spec: ModelSpec, w: int, h: int, raw: str) -> None:
+    rule = spec.size_rule
+    assert rule is not None
+    problems = []
+    if min(w, h) < rule.min_side or max(w, h) > rule.max_side:
+        problems.append(f"sides between {rule.min_side} and {rule.max_side}")
+    if rule.multiple_of > 1 and (w % rule.multiple_of or h % rule.multiple_of):
+        problems.append(f"sides multiples of {rule.multiple_of}")
+    if rule.max_pixels and w * h > rule.max_pixels:
+        problems.append(f"at most {rule.max_pixels} pixels")
+    ratio = w / h
+    if (rule.min_ratio and ratio < rule.min_ratio - 1e-9) or (rule.max_ratio and ratio > rule.max_ratio + 1e-9):
+        problems.append(f"aspect ratio between {rule.min_ratio:g} and {rule.max_ratio:g}")
+    if problems:
+        allowed = ", ".join(spec.sizes or []) or "auto"
+        raise GatewayError(ErrorCode.unsupported_value,
+                           f"'size'={raw!r} is not supported by model '{spec.id}': needs {'; '.join(problems)}"
+                           f" (or one of: {allowed})", param="size")
+
+
+def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | None, str | None, str | None]:
+    """(width, height, resolution, aspect_ratio) from size / resolution / aspect_ratio."""
+    raw_size = _str(params, "size")
+    raw_res = _str(params, "resolution")
+    raw_ar = _str(params, "aspect_ratio")
+    res = None
+    if raw_res is not None:
+        res = sizing.normalize_tier(raw_res)
+        if res is None or not spec.resolutions or res not in spec.resolutions:
+            raise _unsupported("resolution", raw_res, spec.resolutions, spec.id)
+    ratio = None
+    if raw_ar is not None:
+        ratio = sizing.parse_ratio(raw_ar)
+        if ratio is None:
+            raise GatewayError.bad("aspect_ratio", "'aspect_ratio' must look like 16:9")
+        if spec.aspect_ratios and raw_ar not in spec.aspect_ratios:
+            raise _unsupported("aspect_ratio", raw_ar, spec.aspect_ratios, spec.id)
+        if not spec.aspect_ratios and not spec.size_rule:
+            raise _unsupported("aspect_ratio", raw_ar, None, spec.id)
+    if raw_size is not None and raw_size.lower() != "auto":
+        dims = sizing.parse_size(raw_size)
+        if dims is None:
+            raise GatewayError.bad("size", "'size' must be 'auto' or WIDTHxHEIGHT, e.g. 1024x1024")
+        w, h = dims
+        label = f"{w}x{h}"
+        if spec.sizes and label in spec.sizes:
+            pass
+        elif spec.size_rule is not None:
+            _check_rule(spec, w, h, raw_size)
+        elif spec.resolutions and spec.aspect_ratios and not spec.sizes:
+            near = sizing.nearest_ratio(w, h, spec.aspect_ratios)
+            if abs((sizing.parse_ratio(near) or 1) / (w / h) - 1) > 0.02:
+                raise _unsupported("size", raw_size, [f"any size with aspect ratio {', '.join(spec.aspect_ratios)}"],
+                                   spec.id)
+            res = res or sizing.nearest_tier(w, h, spec.resolutions)
+            raw_ar = raw_ar or near
+        else:
+            raise _unsupported("size", raw_size, ["auto", *(spec.sizes or [])] if spec.allow_auto_size
+                               else spec.sizes, spec.id)
+        if ratio is not None and abs(ratio / (w / h) - 1) > 0.02:
+            raise GatewayError.bad("aspect_ratio", f"'aspect_ratio' {raw_ar} contradicts 'size' {raw_size}")
+        return w, h, res, raw_ar
+    if raw_size is not None and not spec.allow_auto_size:
+        raise _unsupported("size", raw_size, spec.sizes, spec.id)
+    if res is None and ratio is None:
+        return None, None, None, None
+    tier = res or spec.default_resolution or (spec.resolutions[0] if spec.resolutions else "1K")
+    w, h = sizing.tier_dims(tier, ratio or 1.0)
+    w, h = _fit_rule(spec, w, h)
+    if spec.sizes and not spec.size_rule and not spec.resolutions:
+        w, h = sizing.parse_size(sizing.nearest_size(w, h, spec.sizes)) or (w, h)
+    return w, h, res, raw_ar
+
+
+def build_request(model: CatalogModel, params: dict[str, Any], *, mode: str = "generate",
+                  images: list[ImageInput] | None = None, mask: ImageInput | None = None,
+                  extra: dict[str, Any] | None = None) -> ImageRequest:
+    spec = model.spec
+    images = images or []
+    prompt = params.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise GatewayError.bad("prompt", "'prompt' must be a string")
+    prompt = (prompt or "").strip()
+    if spec.prompt_required and not prompt:
+        raise GatewayError.bad("prompt", f"'prompt' is required for model '{spec.id}'")
+    if len(prompt) > spec.max_prompt_chars:
+        raise GatewayError.bad("prompt", f"'prompt' is longer than {spec.max_prompt_chars} characters")
+
+    if images or mode == "edit":
+        mode = "edit"
+        if not images:
+            raise GatewayError.bad("image", "'image' is required for an edit")
+        caps = set(spec.capabilities)
+        if not caps & {"edit", "multi_image"}:
+            raise _unsupported("image", "(input images)", None, spec.id)
+        if len(images) > 1 and "multi_image" not in caps:
+            raise GatewayError(ErrorCode.unsupported_value, f"model '{spec.id}' takes one input image", param="image")
+        if len(images) > max(spec.max_images, 1):
+            raise GatewayError(ErrorCode.unsupported_value,
+                               f"model '{spec.id}' takes at most {spec.max_images} input images", param="image")
+    if mask is not None:
+        if "mask" not in spec.capabilities:
+            raise _unsupported("mask", "(mask)", None, spec.id)
+        if not images:
+            raise GatewayError.bad("mask", "'mask' needs an 'image' to apply to")
+
+    n = _int(params, "n", 1, 10) or 1
+    if n > spec.max_n:
+        raise GatewayError(ErrorCode.unsupported_value,
+                           f"'n'={n} is more than model '{spec.id}' allows (at most {spec.max_n})", param="n")
+    w, h, res, ar = _size(spec, params)
+
+    fmt_raw = _str(params, "output_format")
+    fmt = None
+    if fmt_raw is not None:
+        fmt = FORMAT_ALIASES.get(fmt_raw.lower())
+        if fmt is None or fmt not in spec.formats:
+            raise _unsupported("output_format", fmt_raw, spec.formats, spec.id)
+    fmt = fmt or params.get("_default_output_format") or "png"
+    rf = _str(params, "response_format") or "url"
+    if rf not in RESPONSE_FORMATS:
+        raise _unsupported("response_format", rf, RESPONSE_FORMATS, spec.id)
+    background = _choice(params, "background", spec.backgrounds, spec.id, always=("auto",))
+    if background == "transparent" and fmt == "jpeg":
+        raise GatewayError.bad("background", "'background'='transparent' needs output_format png or webp")
+    seed = _int(params, "seed", 0, 2**32 - 1)
+    if seed is not None and not spec.supports_seed:
+        raise _unsupported("seed", seed, None, spec.id)
+    negative = _str(params, "negative_prompt")
+    if negative and not spec.supports_negative_prompt:
+        raise _unsupported("negative_prompt", negative, None, spec.id)
+    region = _str(params, "input_region")
+    if region is not None and region not in REGIONS:
+        raise _unsupported("input_region", region, REGIONS, spec.id)
+    user = params.get("user")
+    if user is not None and not isinstance(user, str):
+        raise GatewayError.bad("user", "'user' must be a string")
+    return ImageRequest(
+        model=spec.id, prompt=prompt, mode=mode, n=n, width=w, height=h, resolution=res, aspect_ratio=ar,
+        quality=_choice(params, "quality", spec.qualities, spec.id, always=("auto",)),
+        style=_choice(params, "style", spec.styles, spec.id),
+        background=background,
+        moderation=_choice(params, "moderation", ["low", "auto"], spec.id),
+        input_fidelity=_choice(params, "input_fidelity", ["low", "high"], spec.id),
+        seed=seed, negative_prompt=negative, response_format=rf, output_format=fmt,  # type: ignore[arg-type]
+        output_compression=_int(params, "output_compression", 0, 100), user=user, input_region=region,
+        images=images, mask=mask, extra=extra or {},
+    )
+
+
+def price_facts(req: ImageRequest) -> dict[str, Any]:
+    return {"quality": req.quality or "auto", "size": req.size or "auto", "resolution": req.resolution or "",
+            "mode": req.mode}

@@ -1,0 +1,211 @@
+"""Pick a deployment, call it, retry what is retryable, fall back, and keep a breaker per deployment.
+
+Rules:
+- retry 429 / 5xx / timeouts / connection errors on the same deployment with backoff
+  (honouring Retry-After), then fall back to the next deployment;
+- never retry or fall back on a caller mistake (400-class) or a moderation outcome;
+- a submit+poll job is submitted once: its handle is handed to ``on_submit`` (the runner
+  stores it) before the first poll, and polling errors retry the poll, never the submit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+import httpx
+
+from imagegate.catalog import CatalogModel
+from imagegate.domain import ErrorCode, ImageRequest, ProviderResult, UpstreamError
+from imagegate.providers.base import Deployment, PollResult, Provider, provider_class
+
+OnSubmit = Callable[[Deployment, dict[str, Any]], Awaitable[None]]
+OnProgress = Callable[[PollResult], Awaitable[None]]
+
+
+class ClientSource(Protocol):
+    def client_for(self, deployment: Deployment) -> httpx.AsyncClient: ...
+
+
+@dataclass
+class Breaker:
+    """Closed -> open after ``threshold`` consecutive failures; half-open after ``cooldown``: one probe."""
+
+    threshold: int = 5
+    cooldown: float = 30.0
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+    def state(self, now: float | None = None) -> str:
+        if self.opened_at is None:
+            return "closed"
+        if (now or time.monotonic()) - self.opened_at >= self.cooldown:
+            return "half_open"
+        return "open"
+
+    def allow(self) -> bool:
+        st = self.state()
+        if st == "closed":
+            return True
+        if st == "half_open" and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.probing = 0, None, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        self.probing = False
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = time.monotonic()
+
+
+@dataclass
+class RouteOutcome:
+    result: ProviderResult
+    deployment: Deployment
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Router:
+    def __init__(self, clients: ClientSource, *, retries: int = 2, backoff: float = 0.5, max_backoff: float = 20.0,
+                 breaker_threshold: int = 5, breaker_cooldown: float = 30.0, poll_interval: float | None = None,
+                 max_poll_seconds: float = 900.0) -> None:
+        self.clients = clients
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.poll_interval = poll_interval  # overrides deployments' (the sandbox polls fast)
+        self.max_poll_seconds = max_poll_seconds
+        self._breaker_args = (breaker_threshold, breaker_cooldown)
+        self.breakers: dict[str, Breaker] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def breaker(self, dep: Deployment) -> Breaker:
+        if dep.id not in self.breakers:
+            self.breakers[dep.id] = Breaker(*self._breaker_args)
+        return self.breakers[dep.id]
+
+    def _limit(self, dep: Deployment) -> asyncio.Semaphore | None:
+        if not dep.max_concurrency:
+            return None
+        if dep.id not in self._limits:
+            self._limits[dep.id] = asyncio.Semaphore(dep.max_concurrency)
+        return self._limits[dep.id]
+
+    def provider(self, dep: Deployment) -> Provider:
+        return provider_class(dep.provider)(dep, self.clients.client_for(dep))
+
+    def plan(self, model: CatalogModel, req: ImageRequest) -> list[Deployment]:
+        """Ready deployments in catalog order; the client's region first; weights shuffle equals."""
+        ready = [d for d in model.deployments if d.ready]
+        if any(d.weight != 1 for d in ready):
+            ready = sorted(ready, key=lambda d: -random.random() ** (1.0 / max(d.weight, 1)))
+        if req.input_region:
+            ready.sort(key=lambda d: d.region != req.input_region)
+        return ready
+
+    async def run(self, model: CatalogModel, req: ImageRequest, *, on_submit: OnSubmit, on_progress: OnProgress,
+                  resume: tuple[str, dict[str, Any]] | None = None) -> RouteOutcome:
+        attempts: list[dict[str, Any]] = []
+        if resume is not None:
+            dep = next((d for d in model.deployments if d.id == resume[0]), None)
+            if dep is not None:
+                result = await self._poll_until_done(self.provider(dep), dep, resume[1], on_progress, on_submit)
+                return RouteOutcome(result, dep, attempts)
+        plan = self.plan(model, req)
+        if not plan:
+            raise UpstreamError(ErrorCode.upstream_unavailable, f"model '{model.id}' has no ready deployment")
+        last: UpstreamError | None = None
+        for dep in plan:
+            breaker = self.breaker(dep)
+            if not breaker.allow():
+                attempts.append({"deployment": dep.id, "skipped": "circuit open"})
+                last = last or UpstreamError(ErrorCode.upstream_unavailable, f"{dep.id}: circuit open")
+                continue
+            try:
+                result = await self._run_one(dep, req, on_submit, on_progress, attempts)
+            except UpstreamError as exc:
+                last = exc
+                if exc.may_fall_back:
+                    breaker.failure()
+                else:
+                    breaker.success()  # the upstream answered sensibly; the request was the problem
+                    raise
+                continue
+            except BaseException:
+                breaker.probing = False
+                raise
+            breaker.success()
+            return RouteOutcome(result, dep, attempts)
+        assert last is not None
+        raise last
+
+    async def _run_one(self, dep: Deployment, req: ImageRequest, on_submit: OnSubmit, on_progress: OnProgress,
+                       attempts: list[dict[str, Any]]) -> ProviderResult:
+        provider = self.provider(dep)
+        limit = self._limit(dep)
+        if limit is not None:
+            await limit.acquire()
+        try:
+            if provider.kind == "sync":
+                return await self._with_retries(dep, attempts, lambda: provider.generate(req))
+            handle = await self._with_retries(dep, attempts, lambda: provider.submit(req))
+            await on_submit(dep, handle)
+            return await self._poll_until_done(provider, dep, handle, on_progress, on_submit)
+        finally:
+            if limit is not None:
+                limit.release()
+
+    async def _with_retries(self, dep: Deployment, attempts: list[dict[str, Any]],
+                            call: Callable[[], Awaitable[Any]]) -> Any:
+        for attempt in range(self.retries + 1):
+            started = time.monotonic()
+            try:
+                out = await call()
+                attempts.append({"deployment": dep.id, "ok": True, "ms": int((time.monotonic() - started) * 1000)})
+                return out
+            except UpstreamError as exc:
+                attempts.append({"deployment": dep.id, "error": exc.code.value, "status": exc.status})
+                if not exc.retryable or attempt == self.retries:
+                    raise
+                await asyncio.sleep(self._delay(attempt, exc))
+        raise AssertionError("unreachable")
+
+    def _delay(self, attempt: int, exc: UpstreamError) -> float:
+        if exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), self.max_backoff)
+        return min(self.backoff * (2 ** attempt) * (0.5 + random.random()), self.max_backoff)
+
+    async def _poll_until_done(self, provider: Provider, dep: Deployment, handle: dict[str, Any],
+                               on_progress: OnProgress, on_submit: OnSubmit) -> ProviderResult:
+        interval = self.poll_interval if self.poll_interval is not None else dep.poll_interval
+        deadline = time.monotonic() + self.max_poll_seconds
+        failures = 0
+        while True:
+            try:
+                status = await provider.poll(handle)
+                failures = 0
+            except UpstreamError as exc:
+                if not exc.retryable or failures >= 5:
+                    raise
+                failures += 1
+                await asyncio.sleep(self._delay(failures - 1, exc))
+                continue
+            if status.handle is not None and status.handle != handle:
+                handle = status.handle
+                await on_submit(dep, handle)
+            if status.done:
+                if status.result is None:
+                    raise UpstreamError(ErrorCode.upstream_error, f"{provider.name}: job finished without images")
+                return status.result
+            await on_progress(status)
+            if time.monotonic() > deadline:
+                raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: job did not finish in time")
+            await asyncio.sleep(interval)

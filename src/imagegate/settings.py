@@ -1,0 +1,59 @@
+"""Runtime settings: environment variables ``IMAGEGATE_*``, overridable by CLI flags."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("IMAGEGATE_HOME") or "./.imagegate")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_home)
+    database_url: str | None = None  # default: SQLite under data_dir
+    config: Path | None = None  # extra catalog YAML
+    public_base_url: str | None = None  # default: the host the request came to
+    url_ttl_seconds: int = 3600
+    secret_key: str | None = None  # signs URLs; default: generated once into data_dir
+    allow_private_networks: bool = False
+    max_image_bytes: int = 25 * 1024 * 1024
+    max_request_bytes: int = 120 * 1024 * 1024
+    fetch_timeout: float = 20.0
+    #: URL prefix -> replacement for fetched inputs (e.g. an internal mirror); JSON in the env var
+    url_rewrites: dict[str, str] = Field(default_factory=dict)
+    sandbox: bool = False
+    sandbox_delay_ms: int | None = None
+    workers: int = 16  # concurrent tasks run by the in-process queue
+    sync_timeout: float = 300.0
+    webhook_timeout: float = 10.0
+    webhook_retry_window: float = 1800.0  # keep re-sending for this long (seconds)
+    idempotency_ttl: float = 86400.0
+    upload_ttl: float = 3600.0
+    awaiting_upload_ttl: float = 3600.0
+    log_level: str = "info"
+
+    def prepare(self) -> "Settings":
+        """Create the data dir and fill in derived defaults."""
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'imagegate.db'}"
+        if not self.secret_key:
+            path = self.data_dir / "secret.key"
+            if not path.exists():
+                path.write_text(secrets.token_urlsafe(32))
+                path.chmod(0o600)
+            self.secret_key = path.read_text().strip()
+        return self
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"

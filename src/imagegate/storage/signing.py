@@ -1,0 +1,31 @@
+"""HMAC-signed, expiring download links: ``/v1/files/{id}.{ext}?expires=TS&sig=HEX``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+
+class UrlSigner:
+    def __init__(self, secret: str, ttl: int) -> None:
+        self._key = hashlib.sha256(("files:" + secret).encode()).digest()
+        self.ttl = ttl
+
+    def _mac(self, name: str, expires: int) -> str:
+        return hmac.new(self._key, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+
+    def sign(self, name: str, now: float | None = None) -> tuple[int, str]:
+        expires = int((now or time.time()) + self.ttl)
+        return expires, self._mac(name, expires)
+
+    def url(self, base: str, name: str) -> str:
+        expires, sig = self.sign(name)
+        return f"{base.rstrip('/')}/v1/files/{name}?expires={expires}&sig={sig}"
+
+    def verify(self, name: str, expires: str | None, sig: str | None) -> bool:
+        if not expires or not sig or not expires.isdigit():
+            return False
+        if int(expires) < time.time():
+            return False
+        return hmac.compare_digest(self._mac(name, int(expires)), sig)
