@@ -1,0 +1,39 @@
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA ?= .imagegate
+
+.PHONY: install serve sandbox key test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Serve on the embedded default (SQLite + local disk + the built-in test model).
+# The first run creates a key with unlimited credits and prints it.
+serve: install
+	@test -f $(DATA)/imagegate.db || $(BIN)/imagegate keys create --data-dir $(DATA) --name local
+	$(BIN)/imagegate serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+# Same, with every catalog model served by a fake of its provider (offline).
+sandbox: install
+	@test -f $(DATA)/imagegate.db || $(BIN)/imagegate keys create --data-dir $(DATA) --name local
+	$(BIN)/imagegate serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --sandbox
+
+key: install
+	$(BIN)/imagegate keys create --data-dir $(DATA) --name $${NAME:-local}
+
+test: install
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
