@@ -1,0 +1,182 @@
+"""Tencent Hunyuan image generation over Tencent Cloud API 3.0 (TC3-HMAC-SHA256 signed).
+
+``SubmitHunyuanImageJob`` / ``QueryHunyuanImageJob`` on ``hunyuan.tencentcloudapi.com``
+(version 2023-09-01, region ap-guangzhou). HTTP is always 200: failures are
+``{"Response": {"Error": {"Code", "Message"}, "RequestId"}}``. Accounts get one concurrent job by
+default, so ``Num`` (1-4) is used instead of fanning out. Result URLs live one hour.
+
+Panorama deployments (``options.panorama``) ask for a 2:1 ``Resolution`` and guarantee an
+equirectangular 2:1 output by centre-cropping whatever comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.media import codecs
+from imagegate.providers import sizing
+from imagegate.providers.base import PollResult, Provider, register
+
+VERSION = "2023-09-01"
+RESOLUTIONS = ["768:768", "768:1024", "1024:768", "1024:1024", "720:1280", "1280:720", "768:1280", "1280:768"]
+CONTENT_TYPE = "application/json; charset=utf-8"
+
+_PREFIX_MAP: list[tuple[tuple[str, ...], ErrorCode]] = [
+    (("AuthFailure", "UnauthorizedOperation", "FailedOperation.ServiceNotActivated",
+      "FailedOperation.UserUnAuthError"), ErrorCode.upstream_auth),
+    (("OperationDenied.ImageIllegalDetected", "OperationDenied.TextIllegalDetected",
+      "FailedOperation.GenerateImageFailed"), ErrorCode.content_policy_violation),
+    (("RequestLimitExceeded", "LimitExceeded", "FailedOperation.EngineServerLimitExceeded"),
+     ErrorCode.upstream_rate_limited),
+    (("ResourceInsufficient", "ResourceUnavailable", "FailedOperation.ResourcePackExhausted",
+      "FailedOperation.FreeResourcePackExhausted", "FailedOperation.ServiceStop"), ErrorCode.upstream_quota),
+    (("InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidAction"), ErrorCode.upstream_bad_request),
+    (("FailedOperation.EngineRequestTimeout",), ErrorCode.upstream_timeout),
+]
+
+
+def hunyuan_error(code: str, message: str) -> UpstreamError:
+    for prefixes, mapped in _PREFIX_MAP:
+        if code.startswith(prefixes):
+            return UpstreamError(mapped, f"hunyuan: {code}: {message}", status=200)
+    return UpstreamError(ErrorCode.upstream_error, f"hunyuan: {code}: {message}", status=200)
+
+
+def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, action: str, region: str,
+                payload: bytes, timestamp: int) -> dict[str, str]:
+    """Tencent Cloud API 3.0 signature v3 (TC3-HMAC-SHA256) over content-type, host and x-tc-action."""
+    date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    signed_headers = "content-type;host;x-tc-action"
+    canonical = "\n".join([
+        "POST", "/", "",
+        f"content-type:{CONTENT_TYPE}\nhost:{host}\nx-tc-action:{action.lower()}\n",
+        signed_headers, hashlib.sha256(payload).hexdigest(),
+    ])
+    scope = f"{date}/{service}/tc3_request"
+    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+    def _h(key: bytes, msg: str) -> bytes:
+        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+    k = _h(_h(_h(f"TC3{secret_key}".encode(), date), service), "tc3_request")
+    signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    return {
+        "Authorization": f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
+                         f"SignedHeaders={signed_headers}, Signature={signature}",
+        "Content-Type": CONTENT_TYPE,
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Timestamp": str(timestamp),
+        "X-TC-Version": VERSION,
+        "X-TC-Region": region,
+    }
+
+
+def _crop_2_1(data: bytes) -> bytes:
+    img = codecs.open_image(data)
+    w, h = img.size
+    if abs(w / h - 2.0) < 0.01:
+        return data
+    if w / h > 2.0:
+        nw = 2 * h
+        img = img.crop(((w - nw) // 2, 0, (w - nw) // 2 + nw, h))
+    else:
+        nh = w // 2
+        img = img.crop((0, (h - nh) // 2, w, (h - nh) // 2 + nh))
+    return codecs.encode(img, "png")
+
+
+@register
+class HunyuanProvider(Provider):
+    name = "hunyuan"
+    kind = "poll"
+    default_base_url = "https://hunyuan.tencentcloudapi.com"
+    credential_names = ("secret_id", "secret_key")
+
+    async def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        payload = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
+        opts = self.deployment.options
+        headers = tc3_headers(
+            secret_id=self.credential("secret_id"), secret_key=self.credential("secret_key"),
+            host=urlparse(self.base_url).netloc, service=opts.get("service", "hunyuan"), action=action,
+            region=opts.get("tc_region", "ap-guangzhou"), payload=payload, timestamp=int(time.time()))
+        resp = await self.request("POST", self.base_url + "/", content=payload, headers=headers)
+        try:
+            body = resp.json().get("Response") or {}
+        except (ValueError, AttributeError):
+            body = {}
+        if resp.status_code != 200:
+            raise UpstreamError(ErrorCode.upstream_unavailable if resp.status_code >= 500 else ErrorCode.upstream_error,
+                                f"hunyuan: HTTP {resp.status_code}", status=resp.status_code)
+        if err := body.get("Error"):
+            raise hunyuan_error(str(err.get("Code", "")), str(err.get("Message", "")))
+        return body
+
+    def _resolution(self, req: ImageRequest) -> str | None:
+        opts = self.deployment.options
+        if opts.get("panorama"):
+            return opts.get("panorama_resolution", "1440:720")
+        choices = [r.replace(":", "x") for r in opts.get("resolutions", RESOLUTIONS)]
+        if req.width and req.height:
+            w, h = req.width, req.height
+        elif req.aspect_ratio and (ratio := sizing.parse_ratio(req.aspect_ratio)):
+            w, h = sizing.tier_dims("1K", ratio)
+        else:
+            return None
+        return sizing.nearest_size(w, h, choices).replace("x", ":")
+
+    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+        opts = self.deployment.options
+        params: dict[str, Any] = {"Prompt": req.prompt, "Num": max(1, min(req.n, 4)), "LogoAdd": 0,
+                                  "Revise": 0 if req.seed is not None else int(opts.get("revise", 1))}
+        if req.negative_prompt:
+            params["NegativePrompt"] = req.negative_prompt
+        if (res := self._resolution(req)) is not None:
+            params["Resolution"] = res
+        if req.seed is not None:
+            params["Seed"] = req.seed
+        if req.style:
+            params["Style"] = req.style
+        if req.images:
+            ref = req.images[0]
+            params["ContentImage"] = {"ImageUrl": ref.url} if ref.url else \
+                {"ImageBase64": base64.b64encode(ref.data).decode()}
+        body = await self._call("SubmitHunyuanImageJob", params)
+        if not body.get("JobId"):
+            raise UpstreamError(ErrorCode.upstream_error, "hunyuan: submit answer has no JobId")
+        return {"job_id": body["JobId"]}
+
+    async def poll(self, handle: dict[str, Any]) -> PollResult:
+        body = await self._call("QueryHunyuanImageJob", {"JobId": handle["job_id"]})
+        status = str(body.get("JobStatusCode", ""))
+        if status == "1":
+            return PollResult(done=False, progress=0, queue_position=0)
+        if status == "2":
+            return PollResult(done=False, progress=50)
+        if status == "4":
+            raise hunyuan_error(str(body.get("JobErrorCode") or "FailedOperation"),
+                                str(body.get("JobErrorMsg") or "job failed"))
+        if status != "5":
+            return PollResult(done=False)
+        urls = [u for u in body.get("ResultImage") or [] if u]
+        if not urls:
+            raise UpstreamError(ErrorCode.upstream_error, "hunyuan: job finished without images")
+        revised = [p for p in body.get("RevisedPrompt") or [] if p]
+        images = await self.download_all([GeneratedImage(url=u, revised_prompt=revised[0] if revised else None)
+                                          for u in urls])
+        if self.deployment.options.get("panorama"):
+            for img in images:
+                if img.data is not None:
+                    img.data = await asyncio.to_thread(_crop_2_1, img.data)
+                    img.mime = "image/png" if img.data[:4] == b"\x89PNG" else img.mime
+        return PollResult(done=True, progress=100, result=ProviderResult(
+            images=images, revised_prompt=revised[0] if revised else None))
+
