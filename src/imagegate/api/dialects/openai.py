@@ -152,7 +152,10 @@ def install(app: FastAPI, gw: Any) -> None:
         fields.setdefault("_default_output_format", default_format)
         images, mask = await collect_images(gw, key, multi)
         if mode == "edit" and not images:
-            raise GatewayError.bad("image", "'image' is required on the edits endpoint")
+            if default_format == "png":
+                raise GatewayError.bad("image", "'image' is required on the edits endpoint")
+            mode = "generate"  # ImageRouter's two paths are one handler
+
         req = build_request(model, fields, mode=mode, images=images, mask=mask)
         base = gw.base_url(request)
         task = await gw.engine.create(key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url)
