@@ -168,7 +168,12 @@ class Router:
         for attempt in range(self.retries + 1):
             started = time.monotonic()
             try:
-                out = await call()
+                try:
+                    async with asyncio.timeout(dep.timeout):  # a whole-call deadline, whatever the transport
+                        out = await call()
+                except TimeoutError as exc:
+                    raise UpstreamError(ErrorCode.upstream_timeout,
+                                        f"{dep.provider}: no answer within {dep.timeout:g}s") from exc
                 attempts.append({"deployment": dep.id, "ok": True, "ms": int((time.monotonic() - started) * 1000)})
                 return out
             except UpstreamError as exc:
@@ -190,7 +195,11 @@ class Router:
         failures = 0
         while True:
             try:
-                status = await provider.poll(handle)
+                try:
+                    async with asyncio.timeout(dep.timeout):
+                        status = await provider.poll(handle)
+                except TimeoutError as exc:
+                    raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: poll timed out") from exc
                 failures = 0
             except UpstreamError as exc:
                 if not exc.retryable or failures >= 5:
