@@ -70,6 +70,9 @@ class Catalog:
             self._models[spec.id] = CatalogModel(spec=spec, deployments=deps)
         for spec in specs:
             for name in [spec.id, *spec.aliases]:
+                owner = self._lookup.get(name)
+                if owner is not None and owner != spec.id:
+                    raise ValueError(f"catalog name {name!r} is used by both {owner!r} and {spec.id!r}")
                 self._lookup[name] = spec.id
                 self._lookup.setdefault(name.lower(), spec.id)
 
