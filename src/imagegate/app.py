@@ -76,6 +76,9 @@ ROUTE_MODULES: list[str] = [
     "imagegate.api.system",
     "imagegate.api.files",
     "imagegate.api.dialects.openai",
+    "imagegate.api.tasks",
+    "imagegate.api.uploads",
+    "imagegate.api.webhooks",
 ]
 
 Installer = Callable[[FastAPI, Gateway], None]

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     sync_timeout: float = 300.0
     webhook_timeout: float = 10.0
     webhook_retry_window: float = 1800.0  # keep re-sending for this long (seconds)
+    webhook_backoff_scale: float = 1.0  # multiplies the retry gaps (1 s, 2 s, 4 s, ...); tests shrink it
     idempotency_ttl: float = 86400.0
     upload_ttl: float = 3600.0
     awaiting_upload_ttl: float = 3600.0

@@ -202,6 +202,20 @@ class Engine:
                 await self.db.refund(s, task.key_id, task.reserved_micros)
                 await self._after_terminal(s, task.id)
 
+    async def expire_waiting(self, task_id: str, code: str, message: str) -> bool:
+        """Fail a task still awaiting its uploads (its deadline passed): refund, run the terminal hooks."""
+        async with self.db.session.begin() as s:
+            res = await s.execute(update(Task).where(Task.id == task_id,
+                                                     Task.status == TaskStatus.awaiting_upload.value)
+                                  .values(status=TaskStatus.failed.value, error_code=code, error_message=message,
+                                          completed_at=utcnow()))
+            if res.rowcount != 1:
+                return False
+            reserved = (await s.execute(select(Task.reserved_micros, Task.key_id).where(Task.id == task_id))).one()
+            await self.db.refund(s, reserved.key_id, reserved.reserved_micros)
+            await self._after_terminal(s, task_id)
+        return True
+
     async def _after_terminal(self, s: AsyncSession, task_id: str) -> None:
         if not self.terminal_hooks:
             return

@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
+from imagegate.api import idempotency
 from imagegate.api.auth import require_key
+from imagegate.api.errors import gateway_response
 from imagegate.api.render import images_response, task_view
 from imagegate.catalog.validate import build_request
 from imagegate.db.tables import ApiKey
@@ -132,10 +134,39 @@ async def run_inline(gw: Any, task_id: str, timeout: float) -> bool:
         return False
 
 
+def task_error(task: Any) -> GatewayError:
+    code = task.error_code
+    return GatewayError(ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.upstream_error,
+                        task.error_message or "generation failed")
+
+
+async def replay(gw: Any, task: Any, base: str) -> Response:
+    """What the first request with this Idempotency-Key answered, rebuilt from its task."""
+    headers = {idempotency.REPLAYED: "true", "x-imagegate-task-id": task.id}
+    if task.is_async:
+        status = 200 if TaskStatus(task.status).terminal else 202
+        return JSONResponse(await task_view(gw, task, base), status_code=status, headers=headers)
+    if task.status != TaskStatus.succeeded.value:
+        resp = gateway_response(task_error(task))
+        resp.headers.update(headers)
+        return resp
+    if task.request.get("response_format") == "b64_ephemeral":
+        raise GatewayError(ErrorCode.conflict, "the images of a 'b64_ephemeral' request are handed back once "
+                           "and cannot be replayed", param=idempotency.HEADER)
+    return JSONResponse(await images_response(gw, task, base), headers=headers)
+
+
 def install(app: FastAPI, gw: Any) -> None:
     async def create(request: Request, mode: str, default_format: str) -> Response:
         key = await require_key(request)
         fields, multi = await read_body(request, gw.settings.max_request_bytes)
+        async with idempotency.guard(gw, request, key, fields, multi) as claim:
+            if claim is not None and claim.replay is not None:
+                return await replay(gw, claim.replay, gw.base_url(request))
+            return await create_task(request, key, fields, multi, mode, default_format, claim)
+
+    async def create_task(request: Request, key: ApiKey, fields: dict[str, Any], multi: dict[str, list[Any]],
+                          mode: str, default_format: str, claim: idempotency.Claim | None) -> Response:
         model_name = fields.get("model")
         if not model_name or not isinstance(model_name, str):
             raise GatewayError.bad("model", "'model' is required")
@@ -158,7 +189,9 @@ def install(app: FastAPI, gw: Any) -> None:
 
         req = build_request(model, fields, mode=mode, images=images, mask=mask)
         base = gw.base_url(request)
-        task = await gw.engine.create(key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url)
+        req.extra["base_url"] = base  # where webhook payloads point their links
+        task = await idempotency.create_bound(gw, claim, lambda s: gw.engine.create(
+            key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url, session=s))
         if is_async:
             await gw.queue.enqueue(task.id)
             wait = prefer_wait(request)
@@ -172,8 +205,7 @@ def install(app: FastAPI, gw: Any) -> None:
         if not finished or task.status != TaskStatus.succeeded.value:
             if not finished:
                 return JSONResponse(await task_view(gw, task, base), status_code=202)
-            raise GatewayError(ErrorCode(task.error_code) if task.error_code in ErrorCode._value2member_map_
-                               else ErrorCode.upstream_error, task.error_message or "generation failed")
+            raise task_error(task)
         body = await images_response(gw, task, base)
         return JSONResponse(body, headers={"x-imagegate-task-id": task.id})
 
