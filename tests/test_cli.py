@@ -1,0 +1,51 @@
+"""The command line: keys, models, generate against a running server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from PIL import Image
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imagegate.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_generate_saves_images(server, api_key, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "fox.webp"
+    r = cli("generate", "a red fox", "--model", "test/test", "--size", "300x200", "--n", "2", "-o", str(out),
+            "--url", server.url, "--key", api_key, env=server.env)
+    assert r.returncode == 0, r.stderr
+    for i in (1, 2):
+        img = Image.open(tmp_path / f"fox-{i}.webp")
+        assert img.format == "WEBP" and img.size == (300, 200)
+    assert "saved" in r.stdout
+
+
+def test_generate_reports_errors(server, api_key, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("generate", "x", "--model", "test/test", "--size", "nonsense", "-o", str(tmp_path / "x.png"),
+            "--url", server.url, "--key", api_key, env=server.env)
+    assert r.returncode == 1 and "size" in r.stderr
+    r = cli("generate", "x", "--url", server.url, "--key", "", env={**server.env, "IMAGEGATE_API_KEY": ""})
+    assert r.returncode == 2
+
+
+def test_keys_list_hides_secrets_and_models_lists(server) -> None:  # type: ignore[no-untyped-def]
+    secret = server.create_key(name="listed", credits=2.5)
+    r = cli("keys", "list", "--data-dir", str(server.data_dir), env={**server.env, "COLUMNS": "200"})
+    assert r.returncode == 0 and "listed" in r.stdout and "2.5000" in r.stdout
+    assert secret not in r.stdout and secret[12:] not in r.stdout
+    r = cli("models", "--all", env={**server.env, "COLUMNS": "200"})
+    assert r.returncode == 0 and "test/test" in r.stdout and "dall-e-3" in r.stdout and "OPENAI_API_KEY" in r.stdout
+
+
+def test_plaintext_key_never_stored(server) -> None:  # type: ignore[no-untyped-def]
+    secret = server.create_key(name="hashed")
+    db = (server.data_dir / "imagegate.db").read_bytes()
+    for wal in server.data_dir.glob("imagegate.db-wal"):
+        db += wal.read_bytes()
+    assert secret.encode() not in db
+    logs = b"".join(p.read_bytes() for p in server.data_dir.glob("*.log"))
+    assert secret.encode() not in logs
