@@ -258,6 +258,7 @@ class Engine:
         ephemeral = req.response_format == "b64_ephemeral"
         transparent = None if req.background in (None, "auto") else req.background == "transparent"
         eph: list[dict[str, Any]] = []
+        rows: list[StoredFile] = []
         for i, img in enumerate(images[: req.n]):
             if img.data is None:
                 raise UpstreamError(ErrorCode.upstream_error, "provider returned an image without bytes")
@@ -273,11 +274,13 @@ class Engine:
                 ext = req.output_format
                 path = f"outputs/{file_id[5:7]}/{file_id}.{ext}"
                 await self.storage.put(path, data, codecs.PIL_FORMAT[ext])
-                async with self.db.session.begin() as s:
-                    s.add(StoredFile(id=file_id, key_id=task.key_id, task_id=task.id, role="output", path=path,
-                                     mime=f"image/{ext}", bytes=len(data), width=w, height=h))
+                rows.append(StoredFile(id=file_id, key_id=task.key_id, task_id=task.id, role="output", path=path,
+                                       mime=f"image/{ext}", bytes=len(data), width=w, height=h))
                 entry.update(file_id=file_id, name=f"{file_id}.{ext}")
             out.append(entry)
+        if rows:
+            async with self.db.session.begin() as s:
+                s.add_all(rows)
         if ephemeral:
             self._ephemeral[task.id] = Ephemeral(eph)
         if not out and not eph:
