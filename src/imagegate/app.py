@@ -76,6 +76,7 @@ ROUTE_MODULES: list[str] = [
     "imagegate.api.system",
     "imagegate.api.files",
     "imagegate.api.dialects.openai",
+    "imagegate.api.dialects.omni",
     "imagegate.api.tasks",
     "imagegate.api.uploads",
     "imagegate.api.webhooks",
