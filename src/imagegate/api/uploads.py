@@ -187,7 +187,7 @@ async def resolve_upload(gw: Any, key: ApiKey, upload_id: str, param: str) -> Im
 class UploadSweeper:
     """Fails ``awaiting_upload`` tasks whose deadline passed (refund, webhook), every ``interval`` s."""
 
-    def __init__(self, gw: Any, interval: float = 5.0) -> None:
+    def __init__(self, gw: Any, interval: float = 1.0) -> None:
         self.gw = gw
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
