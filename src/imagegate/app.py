@@ -77,6 +77,7 @@ ROUTE_MODULES: list[str] = [
     "imagegate.api.files",
     "imagegate.api.dialects.openai",
     "imagegate.api.dialects.omni",
+    "imagegate.api.dialects.apimodels",
     "imagegate.api.tasks",
     "imagegate.api.uploads",
     "imagegate.api.webhooks",
