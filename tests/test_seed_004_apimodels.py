@@ -173,6 +173,12 @@ def test_5_poll_a_sync_task_returns_completed(sandbox: ServerProc, key: str) -> 
     assert results(data)[0].size == (1024, 1024)
 
 
+def test_results_are_always_urls(sandbox: ServerProc, key: str) -> None:
+    data = post(sandbox, key, {"model": "test/test", "prompt": "p", "size": "64x48",
+                               "response_format": "b64_ephemeral"})["data"]
+    assert [i.size for i in results(data)] == [(64, 48)]
+
+
 def test_async_model_answers_pending_then_completes(sandbox: ServerProc, key: str) -> None:
     out = post(sandbox, key, {"model": "Kling:3.0-omni", "prompt": "a cat by the window", "aspect_ratio": "16:9"})
     data = out["data"]

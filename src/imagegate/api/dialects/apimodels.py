@@ -36,6 +36,8 @@ STATES = {
     TaskStatus.failed.value: "failed", TaskStatus.canceled.value: "failed",
 }
 IMAGE_FIELDS = ("image_base64", "image_url", "image_urls", "mask_base64")
+#: body fields that are not build_request parameters
+IGNORED = (*IMAGE_FIELDS, "callback_url", "response_format")
 #: what build_request calls a parameter -> what an apimodels client sent
 PARAM_NAMES = {"image": "image_url", "mask": "mask_base64"}
 
@@ -144,63 +146,70 @@ def _ok(data: dict[str, Any], status: int = 200, msg: str = "success") -> JSONRe
     return JSONResponse({"code": status, "msg": msg, "data": data}, status_code=status)
 
 
+async def create(gw: Any, request: Request) -> JSONResponse:
+    request.state.render_error = envelope_error
+    key = await require_key(request)
+    body, multi = await read_body(request, gw.settings.max_request_bytes)
+    if multi:
+        name = next(iter(multi))
+        raise GatewayError.bad(name, f"'{name}' is not a field here: send image_url, image_urls, "
+                               "image_base64 or mask_base64")
+    name = body.get("model")
+    if not isinstance(name, str) or not name.strip():
+        raise GatewayError.bad("model", "'model' is required")
+    model = gw.catalog.get(name.strip())
+    if model is None:
+        raise GatewayError.bad("model", f"model '{name}' does not exist")
+    callback_url = body.get("callback_url") or None
+    if callback_url is not None:
+        if not isinstance(callback_url, str):
+            raise GatewayError.bad("callback_url", "'callback_url' must be a string")
+        await fetch.check_url(callback_url, gw.policy, "callback_url")
+    images, mask = await collect(gw, key, body)
+    params = {k: v for k, v in body.items() if k not in IGNORED}  # results are always URLs here
+    try:
+        req = build_request(model, params, images=images, mask=mask)
+    except GatewayError as exc:
+        exc.param = PARAM_NAMES.get(exc.param or "", exc.param)
+        raise
+    base = gw.base_url(request)
+    req.extra.update(base_url=base, param=recorded_param(body))
+    sync = model.spec.sync
+    task = await gw.engine.create(key, model, req, dialect=DIALECT, is_async=not sync, callback_url=callback_url)
+    if not sync:
+        await gw.queue.enqueue(task.id)
+        return _ok(await task_data(gw, task, base))
+    await run_inline(gw, task.id, gw.settings.sync_timeout)
+    task = await gw.engine.get(task.id) or task
+    data = await task_data(gw, task, base)
+    if data["state"] != "failed":
+        return _ok(data)  # completed, or still running past the sync timeout (poll it)
+    code = task.error_code
+    err = GatewayError(ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.upstream_error,
+                       data["failMsg"])
+    return _ok(data, envelope_status(err), data["failMsg"])
+
+
+async def query(gw: Any, request: Request) -> JSONResponse:
+    request.state.render_error = envelope_error
+    key = await require_key(request)
+    task_id = request.query_params.get("task_id", "").strip()
+    if not task_id:
+        raise GatewayError.bad("task_id", "'task_id' is required: GET ?task_id=<taskId>")
+    task = await gw.engine.get(task_id, key.id)
+    if task is None:
+        raise GatewayError(ErrorCode.not_found, f"task '{task_id}' does not exist", param="task_id")
+    return _ok(await task_data(gw, task, gw.base_url(request)))
+
+
 def install(app: FastAPI, gw: Any) -> None:
     register_payload(DIALECT, callback_body)
 
-    async def create(request: Request) -> JSONResponse:
-        request.state.render_error = envelope_error
-        key = await require_key(request)
-        body, multi = await read_body(request, gw.settings.max_request_bytes)
-        if multi:
-            name = next(iter(multi))
-            raise GatewayError.bad(name, f"'{name}' is not a field here: send image_url, image_urls, "
-                                   "image_base64 or mask_base64")
-        name = body.get("model")
-        if not isinstance(name, str) or not name.strip():
-            raise GatewayError.bad("model", "'model' is required")
-        model = gw.catalog.get(name.strip())
-        if model is None:
-            raise GatewayError.bad("model", f"model '{name}' does not exist")
-        callback_url = body.get("callback_url") or None
-        if callback_url is not None:
-            if not isinstance(callback_url, str):
-                raise GatewayError.bad("callback_url", "'callback_url' must be a string")
-            await fetch.check_url(callback_url, gw.policy, "callback_url")
-        images, mask = await collect(gw, key, body)
-        params = {k: v for k, v in body.items() if k not in IMAGE_FIELDS and k != "callback_url"}
-        try:
-            req = build_request(model, params, images=images, mask=mask)
-        except GatewayError as exc:
-            exc.param = PARAM_NAMES.get(exc.param or "", exc.param)
-            raise
-        base = gw.base_url(request)
-        req.extra.update(base_url=base, param=recorded_param(body))
-        sync = model.spec.sync
-        task = await gw.engine.create(key, model, req, dialect=DIALECT, is_async=not sync, callback_url=callback_url)
-        if not sync:
-            await gw.queue.enqueue(task.id)
-            return _ok(await task_data(gw, task, base))
-        await run_inline(gw, task.id, gw.settings.sync_timeout)
-        task = await gw.engine.get(task.id) or task
-        data = await task_data(gw, task, base)
-        if data["state"] == "failed":
-            code = task.error_code
-            err = GatewayError(ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.upstream_error,
-                               data["failMsg"])
-            status = envelope_status(err)
-            return _ok(data, status, data["failMsg"])
-        return _ok(data)
+    async def create_route(request: Request) -> JSONResponse:
+        return await create(gw, request)
 
-    async def query(request: Request) -> JSONResponse:
-        request.state.render_error = envelope_error
-        key = await require_key(request)
-        task_id = request.query_params.get("task_id", "").strip()
-        if not task_id:
-            raise GatewayError.bad("task_id", "'task_id' is required: GET ?task_id=<taskId>")
-        task = await gw.engine.get(task_id, key.id)
-        if task is None:
-            raise GatewayError(ErrorCode.not_found, f"task '{task_id}' does not exist", param="task_id")
-        return _ok(await task_data(gw, task, gw.base_url(request)))
+    async def query_route(request: Request) -> JSONResponse:
+        return await query(gw, request)
 
-    app.add_api_route(PATH, create, methods=["POST"])
-    app.add_api_route(PATH, query, methods=["GET"])
+    app.add_api_route(PATH, create_route, methods=["POST"])
+    app.add_api_route(PATH, query_route, methods=["GET"])
