@@ -75,9 +75,26 @@ def write_catalog(path: Path, upstream_url: str) -> Path:
 def slow_server(tmp: Path, upstream: FakeUpstream, *, workers: int = 4, env: dict[str, str] | None = None) -> ServerProc:
     catalog = write_catalog(tmp / "catalog.yaml", upstream.url)
     base_env = {"IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1", "FAL_KEY": "sandbox-key",
-                "IMAGEGATE_WEBHOOK_BACKOFF_SCALE": "0.02", "IMAGEGATE_WEBHOOK_TIMEOUT": "2"}
+                "IMAGEGATE_WEBHOOK_BACKOFF_SCALE": "0.02", "IMAGEGATE_WEBHOOK_TIMEOUT": "1"}
     return ServerProc(tmp / "data", env={**base_env, **(env or {})},
                       args=["--config", str(catalog), "--workers", str(workers)])
+
+
+def make_key(server: ServerProc, name: str = "test") -> str:
+    """A new API key written straight into the running server's SQLite (the CLI's code path, minus
+    a Python start-up per key)."""
+    import asyncio
+
+    from imagegate.db.repo import Database
+
+    async def go() -> str:
+        db = Database(f"sqlite+aiosqlite:///{server.data_dir / 'imagegate.db'}")
+        try:
+            return (await db.create_key(name, None))[1]
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
 
 
 class Api:

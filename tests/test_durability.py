@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.async_support import Api, FakeUpstream, Receiver, slow_server, wait_until
+from tests.async_support import Api, FakeUpstream, Receiver, make_key, slow_server, wait_until
 
 N_TASKS = 20
 
@@ -47,7 +47,7 @@ def test_sigkill_mid_work_loses_nothing_and_pays_once(tmp_path, upstream: FakeUp
     upstream.config(polls_to_finish=15)  # ~0.75 s of polling per task at the catalog's 50 ms interval
     srv = slow_server(tmp_path, upstream, workers=5).start()
     try:
-        api = Api(srv, srv.create_key())
+        api = Api(srv, make_key(srv))
         ids = []
         for i in range(N_TASKS):
             r = api.post("/v1/images/generations?async=true", {

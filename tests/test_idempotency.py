@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 from PIL import Image
 
-from tests.async_support import Api, FakeUpstream, slow_server
+from tests.async_support import Api, FakeUpstream, make_key, slow_server
 from tests.conftest import ServerProc
 
 
@@ -30,7 +30,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iter
 
 @pytest.fixture(scope="module")
 def api(gw: ServerProc) -> Api:
-    return Api(gw, gw.create_key())
+    return Api(gw, make_key(gw))
 
 
 def idem() -> dict[str, str]:
@@ -145,6 +145,6 @@ def test_bad_key_values(api: Api, value: bytes) -> None:
 def test_keys_are_per_api_key(gw: ServerProc, api: Api) -> None:
     h = idem()
     mine = api.post("/v1/images/generations", BODY, headers=h)
-    other = Api(gw, gw.create_key()).post("/v1/images/generations", {**BODY, "prompt": "theirs"}, headers=h)
+    other = Api(gw, make_key(gw)).post("/v1/images/generations", {**BODY, "prompt": "theirs"}, headers=h)
     assert mine.status_code == other.status_code == 200 and "idempotent-replayed" not in other.headers
     assert mine.headers["x-imagegate-task-id"] != other.headers["x-imagegate-task-id"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.async_support import Api, FakeUpstream, slow_server, wait_until
+from tests.async_support import Api, FakeUpstream, make_key, slow_server, wait_until
 from tests.conftest import ServerProc
 
 HANG = 10**6  # polls before the fake finishes: never, for our purposes
@@ -35,7 +35,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iter
 
 @pytest.fixture(scope="module")
 def api(gw: ServerProc) -> Api:
-    return Api(gw, gw.create_key())
+    return Api(gw, make_key(gw))
 
 
 @pytest.fixture()
@@ -104,7 +104,7 @@ def test_finished_task_cannot_be_canceled(api: Api) -> None:
 
 
 def test_list_filters_and_pages(gw: ServerProc, fast: None) -> None:
-    api = Api(gw, gw.create_key())
+    api = Api(gw, make_key(gw))
     ids = [api.post("/v1/images/generations", {"model": "test/test", "prompt": f"p{i}"})
            .headers["x-imagegate-task-id"] for i in range(5)]  # sync requests are tasks too
     bad = create_async(api, "[sandbox:moderated] upstream refuses")["id"]
@@ -142,7 +142,7 @@ def test_list_bad_parameters(api: Api, params: dict, param: str) -> None:
 def test_another_keys_task_is_not_found(gw: ServerProc, api: Api) -> None:
     r = api.post("/v1/images/generations", {"model": "test/test", "prompt": "mine"})
     task_id = r.headers["x-imagegate-task-id"]
-    other = Api(gw, gw.create_key())
+    other = Api(gw, make_key(gw))
     for resp in (other.get(f"/v1/tasks/{task_id}"), other.post(f"/v1/tasks/{task_id}/cancel"),
                  other.get(f"/v1/tasks/{task_id}/deliveries"), other.get(f"/v1/images/generations/{task_id}")):
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"

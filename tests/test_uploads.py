@@ -17,7 +17,7 @@ from imagegate.api.uploads import create_slot
 from imagegate.app import build_gateway
 from imagegate.catalog.validate import build_request
 from imagegate.settings import Settings
-from tests.async_support import Api, wait_until
+from tests.async_support import Api, make_key, wait_until
 from tests.conftest import ServerProc
 
 
@@ -36,7 +36,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
 
 @pytest.fixture(scope="module")
 def api(gw: ServerProc) -> Api:
-    return Api(gw, gw.create_key())
+    return Api(gw, make_key(gw))
 
 
 def slot(api: Api, **extra: object) -> dict:
@@ -114,7 +114,7 @@ def test_uploads_are_private_and_must_be_filled(gw: ServerProc, api: Api) -> Non
     assert r.status_code == 400 and r.json()["error"]["param"] == "image" and "not been PUT" in r.json()["error"]["message"]
     mine = slot(api)
     assert put(mine["upload_url"], png()).status_code == 200
-    other = Api(gw, gw.create_key())
+    other = Api(gw, make_key(gw))
     r = other.post("/v1/images/edits", {"model": "test/test", "prompt": "x", "image": f"upload://{mine['upload_id']}"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "image"
     r = api.post("/v1/images/edits", {"model": "test/test", "prompt": "x", "image": "upload://upl_missing"})

@@ -8,11 +8,11 @@ from typing import Iterator
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.async_support import Api, Receiver, wait_until
+from tests.async_support import Api, Receiver, make_key, wait_until
 from tests.conftest import ServerProc
 
 ENV = {"IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1", "IMAGEGATE_WEBHOOK_BACKOFF_SCALE": "0.02",
-       "IMAGEGATE_WEBHOOK_TIMEOUT": "2"}
+       "IMAGEGATE_WEBHOOK_TIMEOUT": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def hook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 @pytest.fixture(scope="module")
 def api(hook_server: ServerProc) -> Api:
-    return Api(hook_server, hook_server.create_key())
+    return Api(hook_server, make_key(hook_server))
 
 
 def create(api: Api, callback: str, prompt: str = "a lighthouse") -> str:
@@ -121,7 +121,7 @@ def test_retries_stop_after_the_window(tmp_path, receiver: Receiver) -> None:  #
     receiver.down = True
     srv = ServerProc(tmp_path, env={**ENV, "IMAGEGATE_WEBHOOK_RETRY_WINDOW": "0.3"}).start()
     try:
-        api = Api(srv, srv.create_key())
+        api = Api(srv, make_key(srv))
         task_id = create(api, receiver.url + "/down", prompt="window")
         d = settled(api, task_id)
         assert d["status"] == "failed" and d["attempt_count"] >= 2
@@ -136,7 +136,7 @@ def test_delivery_resumes_after_a_restart(tmp_path, receiver: Receiver) -> None:
     env = {**ENV, "IMAGEGATE_WEBHOOK_BACKOFF_SCALE": "0.2"}
     srv = ServerProc(tmp_path, env=env).start()
     try:
-        api = Api(srv, srv.create_key())
+        api = Api(srv, make_key(srv))
         task_id = create(api, receiver.url + "/down", prompt="restart")
         wait_until(lambda: len(receiver.for_task(task_id)) >= 2, what="two failed attempts")
         srv.kill()
