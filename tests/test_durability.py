@@ -44,7 +44,9 @@ def db_counts(path: str) -> dict[str, int]:
 
 def test_sigkill_mid_work_loses_nothing_and_pays_once(tmp_path, upstream: FakeUpstream,  # type: ignore[no-untyped-def]
                                                      receiver: Receiver) -> None:
-    upstream.config(polls_to_finish=15)  # ~0.75 s of polling per task at the catalog's 50 ms interval
+    # jobs never finish before the kill (however slow this machine is), so some tasks are surely
+    # running and some queued when it lands; after the restart they finish in a few polls
+    upstream.config(polls_to_finish=100_000)
     srv = slow_server(tmp_path, upstream, workers=5).start()
     try:
         api = Api(srv, make_key(srv))
@@ -64,7 +66,7 @@ def test_sigkill_mid_work_loses_nothing_and_pays_once(tmp_path, upstream: FakeUp
 
         srv.kill()
         wait_until(lambda: upstream.stats()["waiting"] == 0, what="held submissions to be dropped")
-        upstream.config(gate="open")
+        upstream.config(gate="open", polls_to_finish=15)
         srv.start()
 
         def all_done() -> bool:
