@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,11 +37,17 @@ def run_scenario(name: str, quick: bool) -> dict[str, Any]:
     t0 = time.monotonic()
     cmd = [PY, "-m", module] + (["--quick"] if quick else [])
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+    proc = subprocess.Popen(cmd, cwd=str(ROOT))
     try:
-        proc = subprocess.run(cmd, cwd=str(ROOT), timeout=quick_t if quick else full_t)
-        rc: Any = proc.returncode
+        rc: Any = proc.wait(quick_t if quick else full_t)
     except subprocess.TimeoutExpired:
         rc = "timeout"
+        proc.send_signal(signal.SIGINT)  # the scenario's finally blocks stop the servers it started
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
     meta = {"rc": rc, "seconds": round(time.monotonic() - t0, 1), "load_before": round(load0, 2),
             "load_after": round(os.getloadavg()[0], 2)}
     data = json.loads(result.read_text()) if result.exists() and rc == 0 else None
@@ -89,7 +96,7 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
         c = ov["cells"]
         has_ll = ov.get("litellm_version") is not None and any(k.startswith("litellm|") for k in c)
         out.append(f"### 1. Gateway overhead (median of {ov['repeats']} x {ov['duration_s']:g} s; "
-                   "openai SDK headers, `Accept-Encoding: gzip, deflate`, unless marked identity)")
+                   "openai SDK headers, `Accept-Encoding: gzip, deflate`; identity rows: `Accept-Encoding: identity`, one run)")
         out.append("")
         out.append("| case | bare req/s | imagegate req/s | LiteLLM req/s | p50 / p99 ms bare | imagegate | LiteLLM "
                    "| added p50 ms imagegate | LiteLLM | server CPU ms/req bare / imagegate / LiteLLM | errors |")
