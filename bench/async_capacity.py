@@ -145,11 +145,13 @@ def task_counts(db_path: Any) -> dict[str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--name", default="async", help="result file name (bench/results/NAME.json)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--count", type=int, default=None)
     ap.add_argument("--rate", type=float, default=None, help="creates per second")
     ap.add_argument("--job-seconds", type=float, default=None)
     ap.add_argument("--workers", type=int, default=None, help="IMAGEGATE_WORKERS (default: count + 64)")
+    ap.add_argument("--imagegate-src", default=None, help="serve imagegate from this src/ copy (experiments)")
     args = ap.parse_args()
     count = args.count or (200 if args.quick else 10_000)
     rate = args.rate or (100.0 if args.quick else 200.0)
@@ -167,7 +169,11 @@ def main() -> None:
     try:
         slow.wait_http(f"http://127.0.0.1:{slow_port}/stats", 60)
         key = make_key(data, env)
-        ig = Server("imagegate-async", imagegate_cmd(data, ig_port, CATALOG, workers=workers), env=env)
+        cmd = imagegate_cmd(data, ig_port, CATALOG, workers=workers)
+        if args.imagegate_src:
+            cmd = [PY, "-m", "imagegate.cli"] + cmd[1:]
+            env["PYTHONPATH"] = args.imagegate_src
+        ig = Server("imagegate-async", cmd, env=env)
         ig.wait_http(f"http://127.0.0.1:{ig_port}/health", 60)
         time.sleep(1.0)
         rss_boot = ig.rss()
@@ -185,7 +191,7 @@ def main() -> None:
     out.update({"scenario": "async", "quick": args.quick, "count": count, "rate": rate, "job_seconds": job_s,
                 "workers": workers, "poll_interval_s": 10.0})
     print({k: v for k, v in out.items()})
-    print("wrote", write_result("async", out))
+    print("wrote", write_result(args.name, out))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import httpx
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+RESULTS = Path(os.environ.get("IMAGEGATE_BENCH_RESULTS") or BENCH / "results")
 VENVS = BENCH / ".venvs"
 PY = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")

@@ -33,7 +33,7 @@ def settle_rss(server: Server, seconds: float = 1.5) -> int:
     return server.rss()
 
 
-def start_all(with_litellm: bool, litellm_note: str) -> dict[str, Any]:
+def start_all(with_litellm: bool, litellm_note: str, patched_src: str | None = None) -> dict[str, Any]:
     up_port, ig_port = free_port(), free_port()
     upstream = Server("upstream", [PY, "-m", "bench.fake_upstream", "--port", str(up_port)])
     upstream.wait_http(f"http://127.0.0.1:{up_port}/health", 60)
@@ -49,6 +49,13 @@ def start_all(with_litellm: bool, litellm_note: str) -> dict[str, Any]:
         "imagegate": {"server": ig, "url": f"http://127.0.0.1:{ig_port}/v1/images/generations", "key": key},
     }
     notes = {}
+    if patched_src:  # a scratch copy of src/ with proposed changes, served side by side on the same data
+        p_port = free_port()
+        cmd = [PY, "-m", "imagegate.cli"] + imagegate_cmd(data, p_port, CATALOG)[1:]
+        pig = Server("imagegate-patched", cmd, env={**ig_env, "PYTHONPATH": patched_src})
+        boot["imagegate-patched"] = pig.wait_http(f"http://127.0.0.1:{p_port}/health", 60)
+        targets["imagegate-patched"] = {"server": pig, "key": key,
+                                        "url": f"http://127.0.0.1:{p_port}/v1/images/generations"}
     if with_litellm:
         ll_port = free_port()
         cfg = litellm_env.config(RESULTS / "litellm-config.yaml", f"http://127.0.0.1:{up_port}/v1",
@@ -69,22 +76,28 @@ def start_all(with_litellm: bool, litellm_note: str) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--name", default="overhead", help="result file name (bench/results/NAME.json)")
     ap.add_argument("--quick", action="store_true", help="tiny numbers: a smoke run")
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+    ap.add_argument("--patched-src", default=None, help="also serve imagegate from this src/ copy (experiments)")
+    ap.add_argument("--cells", default=None, help="e.g. b64_json:1,b64_json:32 (default: all)")
     args = ap.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     duration = args.duration or (1.5 if args.quick else 5.0)
     max_requests = 200 if args.quick else 5000
 
     version, note = (None, "skipped (--no-litellm)") if args.no_litellm else litellm_env.ensure()
-    env = start_all(version is not None, note)
+    env = start_all(version is not None, note, args.patched_src)
     upstream, targets = env["upstream"], env["targets"]
     # cells: (format, concurrency, headers variant)
     cells = [("b64_json", 1, "sdk"), ("b64_json", 32, "sdk"), ("url", 1, "sdk"), ("url", 32, "sdk")]
     if not args.quick:
         cells += [("b64_json", 1, "identity"), ("b64_json", 32, "identity")]
+    if args.cells:
+        wanted = {(c.split(":")[0], int(c.split(":")[1])) for c in args.cells.split(",")}
+        cells = [c for c in cells if (c[0], c[1]) in wanted and c[2] == "sdk"]
     runs: dict[str, list[dict[str, Any]]] = {}
     try:
         for rep in range(repeats):
@@ -127,7 +140,7 @@ def main() -> None:
            "boot_s": env["boot_s"], "rss_boot": env["rss_boot"], "rss_after": rss_after,
            "sdk_headers": {k: v for k, v in openai_sdk_headers("x").items() if k != "authorization"},
            "cells": cells_out}
-    print("wrote", write_result("overhead", out))
+    print("wrote", write_result(args.name, out))
 
 
 if __name__ == "__main__":

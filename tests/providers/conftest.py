@@ -18,34 +18,79 @@ from imagegate.testing.sandbox import Sandbox
 
 
 class Wired:
-    """One adapter talking to its provider's fake; ``state`` is the fake's counters and knobs."""
+    """One adapter talking to its provider's fake; ``state`` is the fake's counters and knobs.
 
-    def __init__(self, provider: str, model: str, *, key: str = "sandbox-key", **dep: Any) -> None:
-        self.sandbox = Sandbox(delay_ms=0)
+    Every credential the adapter names gets ``key``; ``credentials`` overrides single ones (a wrong secret only).
+    Pass ``sandbox`` to share one with the test; otherwise a fresh one is made.
+    """
+
+    def __init__(self, provider: str, model: str, *, key: str = "sandbox-key",
+                 credentials: dict[str, str] | None = None, sandbox: Sandbox | None = None, **dep: Any) -> None:
+        self.sandbox = sandbox if sandbox is not None else Sandbox(delay_ms=0)
         self.state = self.sandbox.state(provider)
         self.client = self.sandbox.client(provider)
-        deployment = Deployment(id=f"{provider}-test", provider=provider, model=model,
-                                credentials={n: key for n in provider_class(provider).credential_names},
-                                **dep)
+        creds = {n: key for n in provider_class(provider).credential_names}
+        creds.update(credentials or {})
+        deployment = Deployment(id=f"{provider}-test", provider=provider, model=model, credentials=creds, **dep)
         self.adapter: Provider = provider_class(provider)(deployment, self.client)
 
     async def run(self, req: ImageRequest, max_polls: int = 50) -> Any:
         """generate() for sync adapters; submit() + poll() until done for poll adapters."""
         if self.adapter.kind == "sync":
             return await self.adapter.generate(req)
-        handle = await self.adapter.submit(req)
-        for _ in range(max_polls):
-            got: PollResult = await self.adapter.poll(handle)
-            if got.handle is not None:
-                handle = got.handle
-            if got.done:
-                return got.result
-        raise AssertionError("job never finished")
+        result, _, _ = await trace(self.adapter, req, max_polls)
+        return result
+
+
+async def trace(adapter: Provider, req: ImageRequest, max_polls: int = 10) -> tuple[Any, list[PollResult], dict]:
+    """submit() then poll() until done, storing each updated ``PollResult.handle`` as the runner does.
+
+    Returns (result, every PollResult seen, the last handle).
+    """
+    handle = await adapter.submit(req)
+    seen: list[PollResult] = []
+    for _ in range(max_polls):
+        got = await adapter.poll(handle)
+        seen.append(got)
+        if got.handle is not None:
+            handle = got.handle
+        if got.done:
+            return got.result, seen, handle
+    raise AssertionError("job never finished")
 
 
 @pytest.fixture
 def wire() -> Callable[..., Wired]:
     return Wired
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(delay_ms=0)
+
+
+@pytest.fixture
+def make(request: pytest.FixtureRequest, sandbox: Sandbox) -> Callable[..., Provider]:
+    """Adapter factory on the test's ``sandbox``, for the module's ``PROVIDER`` (default model ``MODEL``).
+
+    ``make(model=None, *, key=..., credentials=None, base_url=None, **options)``: the keywords left over
+    become the deployment's options.
+    """
+    provider: str = request.module.PROVIDER
+    default_model: str = request.module.MODEL
+
+    def make(model: str | None = None, *, key: str = "sandbox-key", credentials: dict[str, str] | None = None,
+             base_url: str | None = None, **options: Any) -> Provider:
+        return Wired(provider, model or default_model, key=key, credentials=credentials, sandbox=sandbox,
+                     base_url=base_url, options=options).adapter
+
+    return make
+
+
+@pytest.fixture
+def state(request: pytest.FixtureRequest, sandbox: Sandbox) -> Any:
+    """The ``sandbox`` fake's counters and knobs for the module's ``PROVIDER``."""
+    return sandbox.state(request.module.PROVIDER)
 
 
 def size_of(data: bytes) -> tuple[int, int]:
@@ -88,4 +133,4 @@ def once(status: int, body: Any = None, headers: dict[str, str] | None = None,
 def kit() -> SimpleNamespace:
     """The helpers above, as a fixture (test modules do not import conftest)."""
     return SimpleNamespace(size_of=size_of, fmt_of=fmt_of, picture=picture, alpha_mask=alpha_mask, once=once,
-                           ImageRequest=ImageRequest)
+                           trace=trace, ImageRequest=ImageRequest)

@@ -2,105 +2,73 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import jwt
 import pytest
-from PIL import Image
 from starlette.responses import JSONResponse
 
-from imagegate.domain import ErrorCode, ImageInput, ImageRequest, UpstreamError
-from imagegate.media import synth
-from imagegate.providers.base import Deployment, provider_class
-from imagegate.testing.sandbox import Sandbox
+from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
-
-@pytest.fixture
-def sandbox() -> Sandbox:
-    return Sandbox(delay_ms=0)
+PROVIDER = "kling"
+MODEL = "kling-v3-omni"
 
 
-def make(sandbox: Sandbox, model: str = "kling-v3-omni", ak: str = "sandbox-key", sk: str = "sandbox-key",
-         **options):
-    dep = Deployment(id="kling-test", provider="kling", model=model,
-                     credentials={"access_key": ak, "secret_key": sk}, options=options)
-    return provider_class("kling")(dep, sandbox.client("kling"))
-
-
-async def run(p, req: ImageRequest, max_polls: int = 10):
-    handle = await p.submit(req)
-    seen = []
-    for _ in range(max_polls):
-        r = await p.poll(handle)
-        seen.append(r)
-        if r.done:
-            return r.result, seen, handle
-    raise AssertionError("never finished")
-
-
-def size(data: bytes) -> tuple[int, int]:
-    return Image.open(io.BytesIO(data)).size
-
-
-async def test_omni_text_to_image_n_and_aspect(sandbox):
-    state = sandbox.state("kling")
+async def test_omni_text_to_image_n_and_aspect(state, make, kit):
     state.polls_to_finish = 3
-    result, seen, handle = await run(make(sandbox), ImageRequest(model="m", prompt="a harbour", n=3,
-                                                                 width=1920, height=1080))
+    result, seen, handle = await kit.trace(make(), ImageRequest(model="m", prompt="a harbour", n=3,
+                                                                width=1920, height=1080))
     assert handle["path"] == "/v1/images/omni-image"
     assert [r.done for r in seen] == [False, False, True]
     assert seen[0].queue_position == 0 and seen[1].progress == 50
     assert len(result.images) == 3
     assert state.calls["submit"] == 1  # n travels in one task
-    w, h = size(result.images[0].data)
+    w, h = kit.size_of(result.images[0].data)
     assert w / h == pytest.approx(16 / 9, rel=0.03)
 
 
-async def test_resolution_2k(sandbox):
-    result, _, _ = await run(make(sandbox), ImageRequest(model="m", prompt="x", resolution="2K", aspect_ratio="1:1"))
-    assert size(result.images[0].data) == (2048, 2048)
+async def test_resolution_2k(make, kit):
+    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="x", resolution="2K", aspect_ratio="1:1"))
+    assert kit.size_of(result.images[0].data) == (2048, 2048)
 
 
-async def test_aspect_snaps_to_supported(sandbox):
-    result, _, _ = await run(make(sandbox), ImageRequest(model="m", prompt="x", width=1000, height=1500))
-    w, h = size(result.images[0].data)
+async def test_aspect_snaps_to_supported(make, kit):
+    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="x", width=1000, height=1500))
+    w, h = kit.size_of(result.images[0].data)
     assert w / h == pytest.approx(2 / 3, rel=0.02)
 
 
-async def test_reference_images_raw_base64(sandbox):
-    ref = synth.render_bytes("ref", 320, 320)
-    img = ImageInput(data=ref, mime="image/png", width=320, height=320)
-    result, _, _ = await run(make(sandbox), ImageRequest(model="m", prompt="keep the subject", mode="edit",
-                                                         images=[img, img], aspect_ratio="1:1"))
+async def test_reference_images_raw_base64(state, make, kit):
+    img = kit.picture(320, 320)
+    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="keep the subject", mode="edit",
+                                                        images=[img, img], aspect_ratio="1:1"))
     assert len(result.images) == 1
-    job = next(iter(sandbox.state("kling").jobs.values()))
+    job = next(iter(state.jobs.values()))
     assert all(not i["image"].startswith("data:") for i in job["body"]["image_list"])
 
 
-async def test_generations_endpoint_for_older_models(sandbox):
-    ref = synth.render_bytes("ref", 320, 320)
-    img = ImageInput(data=ref, mime="image/png", width=320, height=320, url="https://example.com/ref.png")
-    result, _, handle = await run(make(sandbox, model="kling-v2-1"),
-                                  ImageRequest(model="m", prompt="x", images=[img], aspect_ratio="4:3"))
+async def test_generations_endpoint_for_older_models(state, make, kit):
+    img = kit.picture(320, 320, url="https://example.com/ref.png")
+    result, _, handle = await kit.trace(make(model="kling-v2-1"),
+                                        ImageRequest(model="m", prompt="x", images=[img], aspect_ratio="4:3"))
     assert handle["path"] == "/v1/images/generations"
-    job = next(iter(sandbox.state("kling").jobs.values()))
+    job = next(iter(state.jobs.values()))
     assert job["body"]["image"] == "https://example.com/ref.png"
-    assert size(result.images[0].data) == (1168, 880)
+    assert kit.size_of(result.images[0].data) == (1168, 880)
 
 
-async def test_bad_secret_is_upstream_auth(sandbox):
+async def test_bad_secret_is_upstream_auth(make):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox, sk="wrong-secret").submit(ImageRequest(model="m", prompt="x"))
+        await make(credentials={"secret_key": "wrong-secret"}).submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_auth
     assert "wrong-secret" not in ei.value.message
 
 
-async def test_unknown_access_key_is_upstream_auth(sandbox):
+async def test_unknown_access_key_is_upstream_auth(make):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox, ak="other").submit(ImageRequest(model="m", prompt="x"))
+        await make(credentials={"access_key": "other"}).submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_auth
 
 
@@ -117,15 +85,15 @@ async def test_fake_rejects_expired_and_immature_tokens(sandbox):
 
 @pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
                                        ("rate-limit", ErrorCode.upstream_rate_limited)])
-async def test_submit_triggers(sandbox, trig, code):
+async def test_submit_triggers(make, trig, code):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox).submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
+        await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
     assert ei.value.code == code
 
 
-async def test_failed_task(sandbox):
+async def test_failed_task(make, kit):
     with pytest.raises(UpstreamError) as ei:
-        await run(make(sandbox), ImageRequest(model="m", prompt="x [sandbox:error]"))
+        await kit.trace(make(), ImageRequest(model="m", prompt="x [sandbox:error]"))
     assert ei.value.code == ErrorCode.upstream_error
 
 
@@ -136,16 +104,16 @@ async def test_failed_task(sandbox):
     (503, 5001, ErrorCode.upstream_unavailable),
     (400, 1201, ErrorCode.upstream_bad_request),
 ])
-async def test_scripted_codes(sandbox, status, code, expect):
-    sandbox.state("kling").script.append(
+async def test_scripted_codes(state, make, status, code, expect):
+    state.script.append(
         lambda req: JSONResponse({"code": code, "message": "m", "request_id": "r"}, status))
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox).submit(ImageRequest(model="m", prompt="x"))
+        await make().submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == expect
 
 
-async def test_4k_refused_on_older_model_upstream(sandbox):
+async def test_4k_refused_on_older_model_upstream(make):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox, model="kling-image-o1", resolutions=["1K", "2K", "4K"]).submit(
+        await make(model="kling-image-o1", resolutions=["1K", "2K", "4K"]).submit(
             ImageRequest(model="m", prompt="x", resolution="4K"))
     assert ei.value.code == ErrorCode.upstream_bad_request
