@@ -1,16 +1,19 @@
-"""Idempotency-Key on create: replay, mismatch (422), concurrent duplicate (409), release on bad input."""
+"""Idempotency-Key on create: replay, mismatch (422), concurrent duplicate (409), release on bad input;
+on the OpenAI routes, apimodels' and Omni API's."""
 
 from __future__ import annotations
 
 import io
 import secrets
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
+import httpx
 import pytest
 from PIL import Image
 
-from tests.async_support import Api, FakeUpstream, make_key, slow_server
+from tests.async_support import Api, FakeUpstream, make_key, slow_server, wait_until
 from tests.conftest import ServerProc
 
 
@@ -148,3 +151,154 @@ def test_keys_are_per_api_key(gw: ServerProc, api: Api) -> None:
     other = Api(gw, make_key(gw)).post("/v1/images/generations", {**BODY, "prompt": "theirs"}, headers=h)
     assert mine.status_code == other.status_code == 200 and "idempotent-replayed" not in other.headers
     assert mine.headers["x-imagegate-task-id"] != other.headers["x-imagegate-task-id"]
+
+
+# -- the apimodels dialect: the same key rules, in its {code, msg, data} envelope ------------------
+
+APIMODELS = "/api/v1/images/generations"
+
+
+def envelope(r: httpx.Response) -> dict:
+    out = r.json()
+    assert r.status_code == out["code"], (r.status_code, out)  # the HTTP status is the envelope's code
+    return out
+
+
+def test_apimodels_replay_returns_the_same_task(api: Api, upstream: FakeUpstream) -> None:
+    h = idem()
+    submits = upstream.calls("submit")
+    first = envelope(api.post(APIMODELS, BODY, headers=h))
+    assert first["code"] == 200 and first["data"]["state"] == "completed", first
+    again = api.post(APIMODELS, BODY, headers=h)
+    assert again.headers["idempotent-replayed"] == "true"
+    out = envelope(again)
+    assert out["code"] == 200 and out["data"]["taskId"] == first["data"]["taskId"]
+    assert out["data"]["state"] == "completed" and len(out["data"]["resultUrls"]) == 1
+    assert upstream.calls("submit") == submits + 1
+    tasks = api.get("/v1/tasks", params={"limit": 100}).json()["data"]
+    assert sum(t["id"] == first["data"]["taskId"] for t in tasks) == 1
+
+
+def test_apimodels_same_key_other_body_is_422(api: Api) -> None:
+    h = idem()
+    assert envelope(api.post(APIMODELS, BODY, headers=h))["code"] == 200
+    out = envelope(api.post(APIMODELS, {**BODY, "prompt": "another boat"}, headers=h))
+    assert out["code"] == 422 and out["error"] == "idempotency_mismatch"
+    assert out["param"] == "Idempotency-Key" and out["data"] is None
+
+
+def test_apimodels_duplicate_while_running_is_409(api: Api, upstream: FakeUpstream) -> None:
+    h, results = idem(), []
+    submits = upstream.calls("submit")
+    upstream.config(gate="closed")  # the first request's submission is held at the fake
+    try:
+        first = threading.Thread(target=lambda: results.append(api.post(APIMODELS, BODY, headers=h)))
+        first.start()
+        wait_until(lambda: upstream.stats()["waiting"] >= 1, 30, "the first submission to reach the fake")
+        out = envelope(api.post(APIMODELS, BODY, headers=h))
+        assert out["code"] == 409 and out["error"] == "conflict" and out["param"] == "Idempotency-Key"
+    finally:
+        upstream.config(gate="open")
+    first.join(60)
+    assert envelope(results[0])["data"]["state"] == "completed"
+    assert upstream.calls("submit") == submits + 1
+
+
+# -- the Omni API dialect: replays carry the same upload slots ------------------------------------
+
+OMNI = "/api/omni/tasks/create"
+OMNI_BODY = {"model_group": "test/slow", "task_type": "text_to_image", "input": {"prompt": "a paper boat"}}
+
+
+def test_omni_replay_returns_the_same_task(api: Api, upstream: FakeUpstream) -> None:
+    h = idem()
+    submits = upstream.calls("submit")
+    first = api.post(OMNI, OMNI_BODY, headers=h)
+    assert first.status_code == 200 and "idempotent-replayed" not in first.headers, first.text
+    task_id = first.json()["portal_task_id"]
+    api.wait_status(task_id, "succeeded")
+    again = api.post(OMNI, OMNI_BODY, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["portal_task_id"] == task_id and again.json()["status"] == "succeeded"
+    assert upstream.calls("submit") == submits + 1
+
+
+def test_omni_replay_lists_the_same_upload_slots(api: Api) -> None:
+    h = idem()
+    body = {"model_group": "test/test", "task_type": "inpaint", "input": {"prompt": "fill it"},
+            "files_to_upload": [{"field": "source_image", "filename": "in.png", "content_type": "image/png"},
+                                {"field": "mask", "filename": "mask.png", "content_type": "image/png"}]}
+    first = api.post(OMNI, body, headers=h)
+    assert first.status_code == 200, first.text
+    slots = first.json()["uploads"]
+    assert [s["field"] for s in slots] == ["source_image", "mask"]
+    again = api.post(OMNI, body, headers=h)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["portal_task_id"] == first.json()["portal_task_id"]
+    assert again.json()["status"] == "awaiting_upload" and again.json()["uploads"] == slots
+    # the replayed URLs are the working ones: the task starts once both are PUT
+    for s, data in zip(again.json()["uploads"], (png("red"), png("white"))):
+        assert httpx.put(s["upload_url"], content=data, headers={"content-type": "image/png"}).status_code == 200
+    done = api.wait_status(first.json()["portal_task_id"], "succeeded", "failed")
+    assert done["status"] == "succeeded", done
+    later = api.post(OMNI, body, headers=h)
+    assert later.json()["uploads"] == slots and later.json()["status"] == "succeeded"
+
+
+def test_omni_same_key_other_body_is_422(api: Api) -> None:
+    h = idem()
+    assert api.post(OMNI, OMNI_BODY, headers=h).status_code == 200
+    r = api.post(OMNI, {**OMNI_BODY, "input": {"prompt": "another boat"}}, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "idempotency_mismatch" and r.json()["error"]["param"] == "Idempotency-Key"
+
+
+class GatedImage:
+    """A loopback image host whose answers wait until ``release()``: holds a create mid-way."""
+
+    def __init__(self) -> None:
+        gate = self
+        self.opened, self.asked = threading.Event(), threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                gate.asked.set()
+                gate.opened.wait(30)
+                body = png("green")
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/in.png"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.opened.set()
+        self.server.shutdown()
+
+
+def test_omni_duplicate_while_creating_is_409(api: Api) -> None:
+    gate, h, results = GatedImage(), idem(), []
+    body = {"model_group": "test/test", "task_type": "single_image_edit",
+            "input": {"prompt": "paint it", "source_image": gate.url}}
+    try:
+        first = threading.Thread(target=lambda: results.append(api.post(OMNI, body, headers=h)))
+        first.start()
+        assert gate.asked.wait(30), "the first create never fetched its input"
+        r = api.post(OMNI, body, headers=h)  # the first holds the key, its task not yet created
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "conflict" and r.json()["error"]["param"] == "Idempotency-Key"
+        gate.opened.set()
+        first.join(60)
+    finally:
+        gate.close()
+    assert results[0].status_code == 200, results[0].text
+    again = api.post(OMNI, body, headers=h)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["portal_task_id"] == results[0].json()["portal_task_id"]

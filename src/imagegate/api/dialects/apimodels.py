@@ -3,7 +3,9 @@
 Translation only: ``image_base64`` / ``image_url`` / ``image_urls`` (images 1, 2, ... in that
 order) and ``mask_base64`` -> :func:`build_request`; a model the catalog marks ``sync`` runs
 inline and answers ``completed`` with ``resultUrls``, any other is queued and answers
-``pending``. The HTTP status always equals ``code``. The ``callback_url`` body is the seed's
+``pending``. The HTTP status always equals ``code``. An ``Idempotency-Key`` header replays the
+first answer, rebuilt from its task (409 while that request is still running, 422 when the key
+came with another body). The ``callback_url`` body is the seed's
 (``data.param`` and ``data.resultJson`` are JSON strings), sent by the webhook outbox with its
 retry promise and our Standard Webhooks signature headers.
 """
@@ -17,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from imagegate.api import idempotency
 from imagegate.api.auth import require_key
 from imagegate.api.dialects.openai import read_body, resolve_image, run_inline
 from imagegate.catalog.validate import build_request
@@ -43,11 +46,14 @@ PARAM_NAMES = {"image": "image_url", "mask": "mask_base64"}
 
 
 def envelope_status(exc: GatewayError) -> int:
-    """The seed's codes: 400 bad input, 401 bad key, 402 credits, 404 unknown task, 500 ours or upstream."""
+    """The seed's codes: 400 bad input, 401 bad key, 402 credits, 404 unknown task, 500 ours or upstream;
+    and for an ``Idempotency-Key``, 409 (its request is still running) and 422 (another body)."""
     if exc.status in (401, 402, 429):
         return exc.status
     if exc.code == ErrorCode.not_found:
         return 404
+    if exc.code in (ErrorCode.conflict, ErrorCode.idempotency_mismatch):
+        return exc.status
     return 400 if exc.status < 500 else 500
 
 
@@ -154,6 +160,16 @@ async def create(gw: Any, request: Request) -> JSONResponse:
         name = next(iter(multi))
         raise GatewayError.bad(name, f"'{name}' is not a field here: send image_url, image_urls, "
                                "image_base64 or mask_base64")
+    async with idempotency.guard(gw, request, key, body, {}) as claim:
+        if claim is not None and claim.replay is not None:
+            resp = await answer(gw, claim.replay, gw.base_url(request))
+            resp.headers[idempotency.REPLAYED] = "true"
+            return resp
+        return await create_task(gw, request, key, body, claim)
+
+
+async def create_task(gw: Any, request: Request, key: ApiKey, body: dict[str, Any],
+                      claim: idempotency.Claim | None) -> JSONResponse:
     name = body.get("model")
     if not isinstance(name, str) or not name.strip():
         raise GatewayError.bad("model", "'model' is required")
@@ -175,15 +191,22 @@ async def create(gw: Any, request: Request) -> JSONResponse:
     base = gw.base_url(request)
     req.extra.update(base_url=base, param=recorded_param(body))
     sync = model.spec.sync
-    task = await gw.engine.create(key, model, req, dialect=DIALECT, is_async=not sync, callback_url=callback_url)
+    task = await idempotency.create_bound(gw, claim, lambda s: gw.engine.create(
+        key, model, req, dialect=DIALECT, is_async=not sync, callback_url=callback_url, session=s))
     if not sync:
         await gw.queue.enqueue(task.id)
-        return _ok(await task_data(gw, task, base))
-    await run_inline(gw, task.id, gw.settings.sync_timeout)
-    task = await gw.engine.get(task.id) or task
+    else:
+        await run_inline(gw, task.id, gw.settings.sync_timeout)
+        task = await gw.engine.get(task.id) or task
+    return await answer(gw, task, base)
+
+
+async def answer(gw: Any, task: Task, base: str) -> JSONResponse:
+    """The create answer for a task: a failed sync one carries its error's code, anything else is 200
+    (completed, pending, or still running past the sync timeout: poll it)."""
     data = await task_data(gw, task, base)
-    if data["state"] != "failed":
-        return _ok(data)  # completed, or still running past the sync timeout (poll it)
+    if task.is_async or data["state"] != "failed":
+        return _ok(data)
     code = task.error_code
     err = GatewayError(ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.upstream_error,
                        data["failMsg"])

@@ -4,7 +4,8 @@ Translation only. ``POST /api/omni/tasks/create`` turns ``model_group`` + ``task
 ``input`` into the same :class:`ImageRequest` and Task as every other dialect; an input image
 named in ``files_to_upload[]`` becomes an upload slot tied to the task, which then waits in
 ``awaiting_upload`` until every slot is PUT (the uploads module queues it) or its deadline
-passes (it fails with ``upload_expired``). Outputs are signed storage URLs.
+passes (it fails with ``upload_expired``). Outputs are signed storage URLs. An
+``Idempotency-Key`` replays the first create answer, its ``uploads[]`` slots included.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from imagegate.api import idempotency
 from imagegate.api.auth import require_key
 from imagegate.api.dialects.omni_groups import AIO, FileField, Groups, file_fields, input_schema
 from imagegate.api.dialects.openai import read_body, resolve_image
 from imagegate.api.render import error_of, ts
-from imagegate.api.uploads import CONTENT_TYPES, UPLOAD_EXPIRED, create_slot
+from imagegate.api.uploads import CONTENT_TYPES, UPLOAD_EXPIRED, Slot, create_slot, upload_url
 from imagegate.catalog import CatalogModel
 from imagegate.catalog.validate import build_request
 from imagegate.db.repo import aware, to_usd
-from imagegate.db.tables import ApiKey, Task, utcnow
+from imagegate.db.tables import ApiKey, Task, Upload, utcnow
 from imagegate.domain import MIME, ErrorCode, GatewayError, ImageInput, TaskStatus
 from imagegate.media import fetch
 from imagegate.webhooks.delivery import Payload, register_payload
@@ -111,7 +115,19 @@ async def collect_inputs(gw: Any, key: ApiKey, inp: dict[str, Any], fields: list
             result.mask = (list(resolved) + stand_ins)[0]
         else:
             result.images.extend([*resolved, *stand_ins])
+    _check_mask(result, fields)
     return result
+
+
+def _check_mask(inputs: Inputs, fields: list[FileField]) -> None:
+    """An inline mask must fit the first inline image (an uploaded one is checked when it arrives)."""
+    mask, first = inputs.mask, inputs.images[0] if inputs.images else None
+    if mask is None or first is None or PLACEHOLDER in (mask.source, first.source):
+        return
+    if (mask.width, mask.height) != (first.width, first.height):
+        param = "input." + next(f.name for f in fields if f.role == "mask")
+        raise GatewayError.bad(param, f"'{param}' must have the same dimensions as the first image "
+                               f"({first.width}x{first.height}), got {mask.width}x{mask.height}")
 
 
 def _input_param(exc: GatewayError, fields: list[FileField]) -> GatewayError:
@@ -158,11 +174,18 @@ class OmniDialect:
             if not isinstance(callback_url, str):
                 raise GatewayError.bad("callback_url", "'callback_url' must be a string")
             await fetch.check_url(callback_url, self.gw.policy, "callback_url")
-        return await self._create(request, key, group, task_type, model, inp, fields, files, callback_url)
+        async with idempotency.guard(self.gw, request, key, body, {}) as claim:
+            base = self.gw.base_url(request)
+            if claim is not None and claim.replay is not None:
+                resp = await self.created(claim.replay, base, await self.slots_of(claim.replay, base))
+                resp.headers[idempotency.REPLAYED] = "true"
+                return resp
+            return await self._create(request, key, group, task_type, model, inp, fields, files, callback_url,
+                                      claim)
 
     async def _create(self, request: Request, key: ApiKey, group: str, task_type: str, model: CatalogModel,
                       inp: dict[str, Any], fields: list[FileField], files: list[FileSpec],
-                      callback_url: str | None) -> JSONResponse:
+                      callback_url: str | None, claim: idempotency.Claim | None) -> JSONResponse:
         known = input_schema(model.spec, task_type)["properties"]
         for name in inp:
             if name not in known:
@@ -181,17 +204,40 @@ class OmniDialect:
         base = self.gw.base_url(request)
         req.extra.update(base_url=base, omni={"model_group": group, "task_type": task_type})
         ttl = float(self.gw.settings.awaiting_upload_ttl)
-        async with self.gw.db.session.begin() as s:
+        slots: list[Slot] = []
+
+        async def write(s: AsyncSession) -> Task:
+            """The task and its slots in one transaction (the idempotency claim's, when there is one)."""
             task = await self.gw.engine.create(key, model, req, dialect=DIALECT, is_async=True,
                                                callback_url=callback_url, awaiting_upload=bool(files),
                                                upload_deadline=ttl if files else None, session=s)
-            slots = [await create_slot(self.gw, key.id, base, filename=f.filename, content_type=f.content_type,
-                                       task_id=task.id, field=f.field, ttl=ttl, session=s) for f in files]
+            slots.extend([await create_slot(self.gw, key.id, base, filename=f.filename, content_type=f.content_type,
+                                            task_id=task.id, field=f.field, ttl=ttl, session=s) for f in files])
+            return task
+
+        async def make(s: AsyncSession | None) -> Task:
+            if s is not None:
+                return await write(s)
+            async with self.gw.db.session.begin() as own:
+                return await write(own)
+
+        task = await idempotency.create_bound(self.gw, claim, make)
         if not files:
             await self.gw.queue.enqueue(task.id)
+        return await self.created(task, base, slots)
+
+    async def slots_of(self, task: Task, base: str) -> list[Slot]:
+        """A task's upload slots as its create answer listed them (same order, same signed URLs)."""
+        async with self.gw.db.session() as s:
+            rows = (await s.execute(select(Upload).where(Upload.task_id == task.id)
+                                    .order_by(Upload.created_at, Upload.id))).scalars()
+            return [Slot(u, upload_url(self.gw, base, u)) for u in rows]
+
+    async def created(self, task: Task, base: str, slots: list[Slot]) -> JSONResponse:
+        """The create answer: the task's view, its upload slots, where the outputs will be."""
         view = await self.view(task, base)
         if slots:
-            view["uploads"] = [{"field": f.field, **slot.view()} for f, slot in zip(files, slots)]
+            view["uploads"] = [{"field": slot.upload.field, **slot.view()} for slot in slots]
         view["output_access"] = {"poll_url": view["poll_url"], "outputs": "outputs.images[].url on success",
                                  "url_ttl_seconds": self.gw.signer.ttl}
         return JSONResponse(view)
