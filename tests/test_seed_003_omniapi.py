@@ -4,6 +4,8 @@ on loopback (only host and key replaced), plus the task types, upload slots, exp
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -182,6 +184,46 @@ def test_inpaint_with_uploaded_image_and_mask(sandbox: ServerProc, key: str) -> 
     assert httpx.put(slots["source_image"], content=png(320, 240)).status_code == 200
     [img] = outputs(finished(sandbox, key, body["portal_task_id"]))
     assert img.format == "WEBP" and img.size == (320, 240)
+
+
+def credits_of_task_key(srv: ServerProc, task_id: str) -> tuple[int, int]:
+    """(the task's reserved micros, its key's credits now), straight from the server's SQLite."""
+    con = sqlite3.connect(Path(srv.data_dir) / "imagegate.db")
+    try:
+        return con.execute("SELECT t.reserved_micros, k.credits_micros FROM tasks t JOIN api_keys k "
+                           "ON k.id = t.key_id WHERE t.id = ?", (task_id,)).fetchone()
+    finally:
+        con.close()
+
+
+def test_uploaded_mask_of_another_size_fails_the_task(sandbox: ServerProc) -> None:
+    key = sandbox.create_key(credits=5)
+    r = create(sandbox, key, {
+        "model_group": "omni-image-aio", "task_type": "inpaint", "input": {"prompt": "a red box"},
+        "files_to_upload": [{"field": "source_image", "filename": "in.png", "content_type": "image/png"},
+                            {"field": "mask", "filename": "mask.png", "content_type": "image/png"}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    task_id = body["portal_task_id"]
+    reserved, held = credits_of_task_key(sandbox, task_id)
+    assert reserved > 0 and held == 5_000_000 - reserved
+    slots = {s["field"]: s["upload_url"] for s in body["uploads"]}
+    assert httpx.put(slots["source_image"], content=png(512, 512)).status_code == 200
+    assert httpx.put(slots["mask"], content=png(256, 256, "mask")).status_code == 200  # the bytes are fine
+    task = finished(sandbox, key, task_id)
+    assert task["status"] == "failed" and task["error"]["code"] == "invalid_image"
+    assert "'mask'" in task["error"]["message"] and "512x512" in task["error"]["message"]
+    assert task["started_at"] is None  # it never reached a provider
+    assert credits_of_task_key(sandbox, task_id)[1] == 5_000_000  # the hold is refunded
+
+
+def test_inline_mask_of_another_size_is_400(sandbox: ServerProc, key: str) -> None:
+    r = create(sandbox, key, {
+        "model_group": "omni-image-aio", "task_type": "inpaint",
+        "input": {"prompt": "a red box", "source_image": "https://example.com/in.png?w=512&h=512",
+                  "mask": "https://example.com/mask.png?w=256&h=256"}})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "input.mask"
 
 
 def test_multi_image_edit_mixes_inline_and_uploaded(sandbox: ServerProc, key: str) -> None:

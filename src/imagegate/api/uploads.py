@@ -7,7 +7,8 @@ they decode as an image. Only the owning key can use an upload.
 Dialects that create tasks before their inputs arrive (Omni API's ``awaiting_upload``) use
 :func:`create_slot` with ``task_id``: when the task's last slot is PUT, the uploads become the
 task's inputs (in slot order; a slot whose field is ``mask`` becomes the mask) and the task is
-queued and enqueued. :class:`UploadSweeper` fails awaiting tasks past their deadline with
+queued and enqueued (or failed with ``invalid_image`` when the mask does not fit the first
+image). :class:`UploadSweeper` fails awaiting tasks past their deadline with
 ``upload_expired``.
 """
 
@@ -148,7 +149,11 @@ async def receive(gw: Any, upload_id: str, expires: str | None, sig: str | None,
 
 
 async def start_when_uploaded(gw: Any, task_id: str) -> bool:
-    """Queue an ``awaiting_upload`` task once every one of its slots is filled. True when it was queued."""
+    """Queue an ``awaiting_upload`` task once every one of its slots is filled. True when it was queued.
+
+    A mask whose size differs from the first image's fails the task (``invalid_image``, credits
+    refunded): it could not be checked at create time, when its bytes had not arrived.
+    """
     async with gw.db.session.begin() as s:
         slots = list((await s.execute(select(Upload).where(Upload.task_id == task_id)
                                       .order_by(Upload.created_at, Upload.id))).scalars())
@@ -158,12 +163,30 @@ async def start_when_uploaded(gw: Any, task_id: str) -> bool:
         if task is None or task.status != TaskStatus.awaiting_upload.value:
             return False
         inputs = list(task.inputs or []) + [u.file_id for u in slots if u.file_id not in (task.inputs or [])]
-        res = await s.execute(update(Task).where(Task.id == task_id, Task.status == TaskStatus.awaiting_upload.value)
-                              .values(status=TaskStatus.queued.value, inputs=inputs, expires_at=None))
-        if res.rowcount != 1:
-            return False
+        problem = await _mask_mismatch(s, inputs)
+        if problem is None:
+            res = await s.execute(update(Task).where(Task.id == task_id,
+                                                     Task.status == TaskStatus.awaiting_upload.value)
+                                  .values(status=TaskStatus.queued.value, inputs=inputs, expires_at=None))
+            if res.rowcount != 1:
+                return False
+    if problem is not None:
+        await gw.engine.expire_waiting(task_id, ErrorCode.invalid_image.value, problem)
+        return False
     await gw.queue.enqueue(task_id)
     return True
+
+
+async def _mask_mismatch(s: AsyncSession, inputs: list[str]) -> str | None:
+    """Why the mask does not fit the first image (the order the runner reads them in), or None."""
+    rows = {f.id: f for f in (await s.execute(select(StoredFile).where(StoredFile.id.in_(inputs)))).scalars()}
+    files = [rows[i] for i in inputs if i in rows]
+    mask = next((f for f in files if f.role == "mask"), None)
+    first = next((f for f in files if f.role != "mask"), None)
+    if mask is None or first is None or (mask.width, mask.height) == (first.width, first.height):
+        return None
+    return (f"'mask' must have the same dimensions as the first image ({first.width}x{first.height}), "
+            f"got {mask.width}x{mask.height}")
 
 
 async def resolve_upload(gw: Any, key: ApiKey, upload_id: str, param: str) -> ImageInput:
