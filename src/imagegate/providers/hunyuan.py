@@ -6,7 +6,11 @@
 default, so ``Num`` (1-4) is used instead of fanning out. Result URLs live one hour.
 
 Panorama deployments (``options.panorama``) ask for a 2:1 ``Resolution`` and guarantee an
-equirectangular 2:1 output by centre-cropping whatever comes back.
+equirectangular 2:1 output by centre-cropping whatever comes back. This is the fallback for
+``Hunyuan-3d-2.0``; the real panorama scene lives in MPS (see :mod:`imagegate.providers.tencent_mps`).
+
+:func:`tc3_headers`, :func:`tc3_call` and :func:`tc_error` are shared by every Tencent Cloud API 3.0
+adapter (same signing, same ``{"Response": {"Error": ...}}`` envelope, same common error codes).
 """
 
 from __future__ import annotations
@@ -43,15 +47,20 @@ _PREFIX_MAP: list[tuple[tuple[str, ...], ErrorCode]] = [
 ]
 
 
-def hunyuan_error(code: str, message: str) -> UpstreamError:
+def tc_error(code: str, message: str, provider: str = "hunyuan") -> UpstreamError:
+    """Map a Tencent Cloud error code (common or product-specific) onto our error classes."""
     for prefixes, mapped in _PREFIX_MAP:
         if code.startswith(prefixes):
-            return UpstreamError(mapped, f"hunyuan: {code}: {message}", status=200)
-    return UpstreamError(ErrorCode.upstream_error, f"hunyuan: {code}: {message}", status=200)
+            return UpstreamError(mapped, f"{provider}: {code}: {message}", status=200)
+    return UpstreamError(ErrorCode.upstream_error, f"{provider}: {code}: {message}", status=200)
 
 
-def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, action: str, region: str,
-                payload: bytes, timestamp: int) -> dict[str, str]:
+def hunyuan_error(code: str, message: str) -> UpstreamError:
+    return tc_error(code, message, "hunyuan")
+
+
+def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, action: str, region: str | None,
+                payload: bytes, timestamp: int, version: str = VERSION) -> dict[str, str]:
     """Tencent Cloud API 3.0 signature v3 (TC3-HMAC-SHA256) over content-type, host and x-tc-action."""
     date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
     signed_headers = "content-type;host;x-tc-action"
@@ -68,19 +77,43 @@ def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, act
 
     k = _h(_h(_h(f"TC3{secret_key}".encode(), date), service), "tc3_request")
     signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
-    return {
+    headers = {
         "Authorization": f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
                          f"SignedHeaders={signed_headers}, Signature={signature}",
         "Content-Type": CONTENT_TYPE,
         "Host": host,
         "X-TC-Action": action,
         "X-TC-Timestamp": str(timestamp),
-        "X-TC-Version": VERSION,
-        "X-TC-Region": region,
+        "X-TC-Version": version,
     }
+    if region:  # optional for some products (MPS)
+        headers["X-TC-Region"] = region
+    return headers
 
 
-def _crop_2_1(data: bytes) -> bytes:
+async def tc3_call(p: Provider, action: str, params: dict[str, Any], *, service: str, version: str,
+                   region: str | None) -> dict[str, Any]:
+    """POST one signed API 3.0 action to ``p.base_url``; the ``Response`` object, or an UpstreamError."""
+    payload = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = tc3_headers(
+        secret_id=p.credential("secret_id"), secret_key=p.credential("secret_key"),
+        host=urlparse(p.base_url).netloc, service=service, action=action, region=region, payload=payload,
+        timestamp=int(time.time()), version=version)
+    resp = await p.request("POST", p.base_url + "/", content=payload, headers=headers)
+    try:
+        body = resp.json().get("Response") or {}
+    except (ValueError, AttributeError):
+        body = {}
+    if resp.status_code != 200:
+        raise UpstreamError(ErrorCode.upstream_unavailable if resp.status_code >= 500 else ErrorCode.upstream_error,
+                            f"{p.name}: HTTP {resp.status_code}", status=resp.status_code)
+    if err := body.get("Error"):
+        raise tc_error(str(err.get("Code", "")), str(err.get("Message", "")), p.name)
+    return body
+
+
+def crop_2_1(data: bytes) -> bytes:
+    """Centre-crop to exactly 2:1 (equirectangular); unchanged when it already is."""
     img = codecs.open_image(data)
     w, h = img.size
     if abs(w / h - 2.0) < 0.01:
@@ -102,23 +135,9 @@ class HunyuanProvider(Provider):
     credential_names = ("secret_id", "secret_key")
 
     async def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        payload = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
         opts = self.deployment.options
-        headers = tc3_headers(
-            secret_id=self.credential("secret_id"), secret_key=self.credential("secret_key"),
-            host=urlparse(self.base_url).netloc, service=opts.get("service", "hunyuan"), action=action,
-            region=opts.get("tc_region", "ap-guangzhou"), payload=payload, timestamp=int(time.time()))
-        resp = await self.request("POST", self.base_url + "/", content=payload, headers=headers)
-        try:
-            body = resp.json().get("Response") or {}
-        except (ValueError, AttributeError):
-            body = {}
-        if resp.status_code != 200:
-            raise UpstreamError(ErrorCode.upstream_unavailable if resp.status_code >= 500 else ErrorCode.upstream_error,
-                                f"hunyuan: HTTP {resp.status_code}", status=resp.status_code)
-        if err := body.get("Error"):
-            raise hunyuan_error(str(err.get("Code", "")), str(err.get("Message", "")))
-        return body
+        return await tc3_call(self, action, params, service=opts.get("service", "hunyuan"), version=VERSION,
+                              region=opts.get("tc_region", "ap-guangzhou"))
 
     def _resolution(self, req: ImageRequest) -> str | None:
         opts = self.deployment.options
@@ -175,7 +194,7 @@ class HunyuanProvider(Provider):
         if self.deployment.options.get("panorama"):
             for img in images:
                 if img.data is not None:
-                    img.data = await asyncio.to_thread(_crop_2_1, img.data)
+                    img.data = await asyncio.to_thread(crop_2_1, img.data)
                     img.mime = "image/png" if img.data[:4] == b"\x89PNG" else img.mime
         return PollResult(done=True, progress=100, result=ProviderResult(
             images=images, revised_prompt=revised[0] if revised else None))

@@ -58,36 +58,44 @@ def _resolution_ok(res: str) -> tuple[int, int] | None:
     return None
 
 
+def verify_tc3(request: Request, body: bytes, keys: dict[str, str], service: str) -> Response | None:
+    """Check a TC3-HMAC-SHA256 request the way Tencent Cloud does; an error ``Response`` or None.
+
+    Shared by every Tencent Cloud fake (Hunyuan, MPS): the signature is recomputed from the request.
+    """
+    m = _AUTH.match(request.headers.get("authorization", ""))
+    if not m:
+        return _error("AuthFailure.InvalidAuthorization", "The Authorization header is malformed.")
+    secret_id, date, scope_service, signed, signature = m.groups()
+    secret_key = keys.get(secret_id)
+    if secret_key is None:
+        return _error("AuthFailure.SecretIdNotFound", "The SecretId is not found, please check it.")
+    try:
+        ts = int(request.headers.get("x-tc-timestamp", ""))
+    except ValueError:
+        return _error("AuthFailure.InvalidAuthorization", "X-TC-Timestamp is missing.")
+    if abs(time.time() - ts) > 300:
+        return _error("AuthFailure.SignatureExpire", "Signature expired. Timestamp is out of the window.")
+    names = signed.split(";")
+    if date != time.strftime("%Y-%m-%d", time.gmtime(ts)) or "content-type" not in names or "host" not in names:
+        return _error("AuthFailure.SignatureFailure", "The provided credentials could not be validated.")
+    canonical_headers = "".join(f"{n}:{request.headers.get(n, '').strip().lower()}\n" for n in names)
+    canonical = "\n".join([request.method, request.url.path or "/", request.url.query, canonical_headers,
+                           signed, hashlib.sha256(body).hexdigest()])
+    scope = f"{date}/{scope_service}/tc3_request"
+    to_sign = f"TC3-HMAC-SHA256\n{ts}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    if scope_service != service or not hmac.compare_digest(_sign(secret_key, date, scope_service, to_sign),
+                                                           signature):
+        return _error("AuthFailure.SignatureFailure", "The provided credentials could not be validated. "
+                                                      "Please check your signature is correct.")
+    return None
+
+
 def create_app(state: FakeState) -> FastAPI:
     keys = {state.api_key: state.api_key}  # SecretId -> SecretKey
 
     def verify(request: Request, body: bytes) -> Response | None:
-        m = _AUTH.match(request.headers.get("authorization", ""))
-        if not m:
-            return _error("AuthFailure.InvalidAuthorization", "The Authorization header is malformed.")
-        secret_id, date, service, signed, signature = m.groups()
-        secret_key = keys.get(secret_id)
-        if secret_key is None:
-            return _error("AuthFailure.SecretIdNotFound", "The SecretId is not found, please check it.")
-        try:
-            ts = int(request.headers.get("x-tc-timestamp", ""))
-        except ValueError:
-            return _error("AuthFailure.InvalidAuthorization", "X-TC-Timestamp is missing.")
-        if abs(time.time() - ts) > 300:
-            return _error("AuthFailure.SignatureExpire", "Signature expired. Timestamp is out of the window.")
-        if date != time.strftime("%Y-%m-%d", time.gmtime(ts)) or "content-type" not in signed.split(";") \
-                or "host" not in signed.split(";"):
-            return _error("AuthFailure.SignatureFailure", "The provided credentials could not be validated.")
-        names = signed.split(";")
-        canonical_headers = "".join(f"{n}:{request.headers.get(n, '').strip().lower()}\n" for n in names)
-        canonical = "\n".join([request.method, request.url.path or "/", request.url.query, canonical_headers,
-                               signed, hashlib.sha256(body).hexdigest()])
-        scope = f"{date}/{service}/tc3_request"
-        to_sign = f"TC3-HMAC-SHA256\n{ts}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        if service != "hunyuan" or not hmac.compare_digest(_sign(secret_key, date, service, to_sign), signature):
-            return _error("AuthFailure.SignatureFailure", "The provided credentials could not be validated. "
-                                                          "Please check your signature is correct.")
-        return None
+        return verify_tc3(request, body, keys, "hunyuan")
 
     def in_flight() -> bool:
         return any(j["status"] in ("1", "2") for j in state.jobs.values())

@@ -1,0 +1,139 @@
+"""A fake of Tencent Cloud MPS AIGC image tasks (mps.tencentcloudapi.com, version 2019-06-12).
+
+Verified (official TencentCloud SDK models ``mps/v20190612`` CreateAigcImageTaskRequest,
+AigcImageInfo, AigcImageExtraParam, DescribeAigcImageTaskResponse; Tencent Cloud docs
+862/126966, 862/126964 and the MPS "world model" guide 862/136439):
+- actions ``CreateAigcImageTask`` -> ``{TaskId, RequestId}`` and ``DescribeAigcImageTask``
+  (``TaskId``) -> ``Status`` WAIT / RUN / FAIL / DONE, ``ImageUrls`` (kept 12 h), ``Message``;
+- request fields ModelName (Hunyuan, Qwen, Vidu, Kling...), ModelVersion, SceneType (``3d_panorama``:
+  Hunyuan only), Prompt (required without a reference image), NegativePrompt, EnhancePrompt,
+  ImageInfos[{ImageUrl, ReferenceType}], OutputImageCount (1), ExtraParameters{AspectRatio,
+  Resolution, LogoAdd}, AdditionalParameters (a JSON string), StoreCosParam, Operator;
+- the world-model panorama takes a prompt or a reference image, not both; 20 requests/s;
+- TC3-HMAC-SHA256 signing and the ``{"Response": {"Error": {Code, Message}, "RequestId"}}`` envelope
+  (HTTP 200) shared with every API 3.0 product.
+
+Assumed (not in the sources): the panorama's pixel size (drawn here at 1920x960, 2:1, the size
+HunyuanWorld's open pipeline produces), the exact error codes for a bad SceneType / both inputs /
+an unknown TaskId / a prompt that fails moderation (Hunyuan's ``OperationDenied.TextIllegalDetected`` here), the FAIL ``Message`` wording, and the ``4-AigcImage-...`` id shape beyond the
+doc's example.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
+from imagegate.testing.fakes.hunyuan import _error, _resp, verify_tc3
+
+PROVIDER = "tencent_mps"
+TTL = 12 * 3600.0
+MODELS = {"Hunyuan", "GEM", "Qwen", "Vidu", "Kling"}
+PANORAMA = (1920, 960)
+
+
+def create_app(state: FakeState) -> FastAPI:
+    keys = {state.api_key: state.api_key}  # SecretId -> SecretKey
+
+    def check(params: dict[str, Any]) -> Response | None:
+        model = params.get("ModelName")
+        if model is not None and model not in MODELS:
+            return _error("InvalidParameterValue.ModelName", f"ModelName {model} is not supported.")
+        scene = params.get("SceneType")
+        if scene is not None and (scene != "3d_panorama" or model != "Hunyuan"):
+            return _error("InvalidParameterValue.SceneType", f"SceneType {scene} is not supported by {model}.")
+        infos = params.get("ImageInfos") or []
+        if not isinstance(infos, list) or any(not isinstance(i, dict) or not i.get("ImageUrl") for i in infos):
+            return _error("InvalidParameterValue.ImageInfos", "ImageInfos[].ImageUrl must be a public URL.")
+        prompt = params.get("Prompt")
+        if not prompt and not infos:
+            return _error("MissingParameter", "Prompt is required when no reference image is given.")
+        if scene == "3d_panorama" and prompt and infos:
+            return _error("InvalidParameter", "The panorama takes a prompt or a reference image, not both.")
+        if prompt is not None and (not isinstance(prompt, str) or len(prompt) > 1000):
+            return _error("InvalidParameterValue.Prompt", "Prompt must be a string of at most 1000 characters.")
+        count = params.get("OutputImageCount", 1)
+        if count != 1:
+            return _error("InvalidParameterValue.OutputImageCount", "OutputImageCount supports 1 only.")
+        if (extra := params.get("AdditionalParameters")) is not None:
+            try:
+                json.loads(extra)
+            except (TypeError, ValueError):
+                return _error("InvalidParameterValue.AdditionalParameters", "AdditionalParameters must be JSON.")
+        if "EnhancePrompt" in params and not isinstance(params["EnhancePrompt"], bool):
+            return _error("InvalidParameterValue.EnhancePrompt", "EnhancePrompt must be a Boolean.")
+        return None
+
+    async def create(params: dict[str, Any]) -> Response:
+        if (r := check(params)) is not None:
+            return r
+        t = trigger(params.get("Prompt"))
+        if t == "moderated":
+            return _error("OperationDenied.TextIllegalDetected", "The prompt failed the content audit.")
+        if t == "rate-limit":
+            return _error("RequestLimitExceeded", "Your current request times equals to `20` in a second, "
+                                                  "which exceeds the frequency limit `20` for a second.")
+        state.calls["submit"] += 1
+        task_id = f"4-AigcImage-{uuid.uuid4().hex}"
+        state.jobs[task_id] = {"status": "WAIT", "polls": 0, "params": params}
+        return _resp({"TaskId": task_id})
+
+    async def finish(job: dict[str, Any]) -> None:
+        params = job["params"]
+        if trigger(params.get("Prompt")) == "error":
+            job["status"], job["message"] = "FAIL", "internal error, please retry"
+            return
+        await state.work(1)
+        w, h = PANORAMA if params.get("SceneType") == "3d_panorama" else (1024, 1024)
+        data = state.image(params.get("Prompt") or "reference", w, h, "png")
+        job["urls"] = [state.public_base + state.store(data, "image/png", ttl=TTL)]
+        job["status"] = "DONE"
+
+    async def describe(params: dict[str, Any]) -> Response:
+        state.calls["poll"] += 1
+        job = state.jobs.get(str(params.get("TaskId", "")))
+        if job is None:
+            return _error("ResourceNotFound.TaskNotExist", "The task does not exist.")
+        if job["status"] in ("WAIT", "RUN"):
+            job["polls"] += 1
+            if job["polls"] >= state.polls_to_finish:
+                await finish(job)
+            elif job["polls"] > 1:
+                job["status"] = "RUN"
+        out: dict[str, Any] = {"Status": job["status"], "ImageUrls": [], "Message": ""}
+        if job["status"] == "DONE":
+            out["ImageUrls"], out["Message"] = job["urls"], "ok"
+        if job["status"] == "FAIL":
+            out["Message"] = job["message"]
+        return _resp(out)
+
+    async def endpoint(request: Request) -> Response:
+        if (r := state.scripted(request)) is not None:
+            return r
+        body = await request.body()
+        if (r := verify_tc3(request, body, keys, "mps")) is not None:
+            return r
+        if request.headers.get("x-tc-version") != "2019-06-12":
+            return _error("InvalidParameterValue", "The X-TC-Version is not supported by this action.")
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return _error("InvalidParameter", "The request body is not valid JSON.")
+        action = request.headers.get("x-tc-action", "")
+        if action == "CreateAigcImageTask":
+            return await create(params)
+        if action == "DescribeAigcImageTask":
+            return await describe(params)
+        return _error("InvalidAction", f"The action `{action}` is not found.")
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
+                  routes=[Route("/", endpoint, methods=["POST"])])
+    mount_blobs(app, state)
+    return app
