@@ -43,11 +43,15 @@ class Wired:
 
 
 async def trace(adapter: Provider, req: ImageRequest, max_polls: int = 10) -> tuple[Any, list[PollResult], dict]:
-    """submit() then poll() until done, storing each updated ``PollResult.handle`` as the runner does.
+    """submit() then ``follow`` the handle: (result, every PollResult seen, the last handle)."""
+    return await follow(adapter, await adapter.submit(req), max_polls)
 
-    Returns (result, every PollResult seen, the last handle).
+
+async def follow(adapter: Provider, handle: dict, max_polls: int = 10) -> tuple[Any, list[PollResult], dict]:
+    """poll() until done, storing each updated ``PollResult.handle`` as the runner does.
+
+    Returns (result, every PollResult seen, the last handle); fails the test if ``max_polls`` polls do not finish.
     """
-    handle = await adapter.submit(req)
     seen: list[PollResult] = []
     for _ in range(max_polls):
         got = await adapter.poll(handle)
@@ -133,4 +137,4 @@ def once(status: int, body: Any = None, headers: dict[str, str] | None = None,
 def kit() -> SimpleNamespace:
     """The helpers above, as a fixture (test modules do not import conftest)."""
     return SimpleNamespace(size_of=size_of, fmt_of=fmt_of, picture=picture, alpha_mask=alpha_mask, once=once,
-                           trace=trace, ImageRequest=ImageRequest)
+                           trace=trace, follow=follow, ImageRequest=ImageRequest)

@@ -36,12 +36,8 @@ async def test_handle_survives_a_new_adapter_instance(wire, kit):
     w = wire("bfl", "flux-2-pro")
     handle = await w.adapter.submit(ImageRequest(model="m", prompt="p", n=2))
     fresh = type(w.adapter)(w.adapter.deployment, w.client)
-    for _ in range(5):
-        got = await fresh.poll(handle)
-        handle = got.handle or handle
-        if got.done:
-            break
-    assert got.done and len(got.result.images) == 2
+    result, seen, _ = await kit.follow(fresh, handle, max_polls=5)
+    assert seen[-1].done and len(result.images) == 2
     assert w.state.calls["submit"] == 2
 
 
