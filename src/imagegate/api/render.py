@@ -6,10 +6,20 @@ import asyncio
 import base64
 from typing import Any
 
+import orjson
+from starlette.responses import JSONResponse
+
 from imagegate.api.files import output_path
 from imagegate.db.repo import aware, to_usd
 from imagegate.db.tables import Task
 from imagegate.domain import TaskStatus
+
+
+class FastJSON(JSONResponse):
+    """JSON bodies through orjson: several MB of base64 encode ~10x faster than with json.dumps."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def ts(dt: Any) -> int | None:
@@ -19,16 +29,17 @@ def ts(dt: Any) -> int | None:
 async def image_items(gw: Any, task: Task, base: str, response_format: str | None = None) -> list[dict[str, Any]]:
     """``data[]`` of an OpenAI images response for a succeeded task."""
     rf = response_format or task.request.get("response_format", "url")
-    if rf == "b64_ephemeral":
-        eph = gw.engine.take_ephemeral(task.id)
-        if eph is not None:
-            return [_item({"b64_json": e["b64_json"]}, e) for e in eph.images]
-        rf = "b64_json"
+    images = (task.result or {}).get("images", [])
+    if rf in ("b64_json", "b64_ephemeral"):
+        fresh = gw.engine.take_handoff(task.id)  # a sync task's bytes, still in memory
+        if fresh is not None:
+            encoded = await asyncio.to_thread(lambda: [base64.b64encode(b).decode() for b in fresh])
+            return [_item({"b64_json": b64}, img) for b64, img in zip(encoded, images)]
     items = []
-    for img in (task.result or {}).get("images", []):
+    for img in images:
         if "name" not in img:
-            continue
-        if rf == "b64_json":
+            continue  # b64_ephemeral: nothing was stored
+        if rf != "url":
             data = await gw.storage.get(output_path(img["name"]))
             b64 = await asyncio.to_thread(base64.b64encode, data or b"")
             items.append(_item({"b64_json": b64.decode()}, img))

@@ -8,10 +8,9 @@ that won.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
@@ -38,11 +37,13 @@ LIVE = (TaskStatus.queued.value, TaskStatus.running.value, TaskStatus.awaiting_u
 TerminalHook = Callable[[AsyncSession, Task], Awaitable[None]]
 
 
-@dataclass(slots=True)
-class Ephemeral:
-    """Images of a b64_ephemeral request: handed back once, never stored."""
+HANDOFF_LIMIT = 256
 
-    images: list[dict[str, Any]]
+
+def _apply(task: Task, values: dict[str, Any]) -> None:
+    """Mirror a committed UPDATE on the in-memory row, so callers need not read it back."""
+    for k, v in values.items():
+        setattr(task, k, v)
 
 
 class Engine:
@@ -53,7 +54,7 @@ class Engine:
         self.router = router
         self.terminal_hooks: list[TerminalHook] = []
         self._running: dict[str, asyncio.Task[Any]] = {}
-        self._ephemeral: dict[str, Ephemeral] = {}
+        self._handoff: OrderedDict[str, list[bytes]] = OrderedDict()
 
     # -- create ----------------------------------------------------------------------------
     def reserve_amount(self, model: CatalogModel, req: ImageRequest) -> int:
@@ -65,7 +66,13 @@ class Engine:
 
     async def create(self, key: ApiKey, model: CatalogModel, req: ImageRequest, *, dialect: str = "openai",
                      is_async: bool = False, callback_url: str | None = None, awaiting_upload: bool = False,
-                     upload_deadline: float | None = None, session: AsyncSession | None = None) -> Task:
+                     upload_deadline: float | None = None, session: AsyncSession | None = None,
+                     start: bool = False) -> Task:
+        """Reserve credits, keep the inputs and commit the task row.
+
+        ``start=True`` (the sync path) writes it already claimed as running, saving a round trip;
+        a crash before it ends leaves a running task without a handle, which a restart re-runs.
+        """
         if not model.ready:
             raise GatewayError(ErrorCode.model_not_ready, f"model '{model.id}' is not ready: "
                                f"{model.not_ready_reason}", param="model")
@@ -78,7 +85,9 @@ class Engine:
         reserved = self.reserve_amount(model, req)
         row = Task(
             id=task_id, seq=seq_now(), key_id=key.id, model=model.id, mode=req.mode, dialect=dialect,
-            status=TaskStatus.awaiting_upload.value if awaiting_upload else TaskStatus.queued.value,
+            status=(TaskStatus.awaiting_upload.value if awaiting_upload
+                    else TaskStatus.running.value if start else TaskStatus.queued.value),
+            started_at=utcnow() if start else None, attempts=1 if start else 0,
             is_async=is_async, request=req.describe(), inputs=inputs, reserved_micros=reserved,
             callback_url=callback_url, created_at=utcnow(),
             expires_at=utcnow() + timedelta(seconds=upload_deadline) if upload_deadline else None,
@@ -108,16 +117,20 @@ class Engine:
         return file_id
 
     # -- run -------------------------------------------------------------------------------
-    async def run(self, task_id: str, *, resume: bool = False) -> None:
-        """Run a task to its terminal state (a no-op if someone else holds or finished it)."""
+    async def run(self, task_id: str, *, resume: bool = False, claimed: Task | None = None) -> Task | None:
+        """Run a task to its terminal state; the finished row, or None if someone else held it.
+
+        ``claimed`` is a task this process already holds as running (see ``create(start=True)``).
+        """
         current = asyncio.current_task()
         if current is not None:
             self._running[task_id] = current
         try:
-            await self._run(task_id, resume)
+            return await self._run(task_id, resume, claimed)
         except asyncio.CancelledError:
             if not await self._is_terminal(task_id):
                 raise
+            return None
         finally:
             self._running.pop(task_id, None)
 
@@ -132,10 +145,10 @@ class Engine:
                 return None
             return (await s.execute(select(Task).where(Task.id == task_id))).scalar_one()
 
-    async def _run(self, task_id: str, resume: bool) -> None:
-        task = await self._claim(task_id, resume)
+    async def _run(self, task_id: str, resume: bool, claimed: Task | None) -> Task | None:
+        task = claimed or await self._claim(task_id, resume)
         if task is None:
-            return
+            return None
         started = time.monotonic()
         model = self.catalog.get(task.model)
         try:
@@ -161,19 +174,15 @@ class Engine:
             if any(i.data is None for i in outcome.result.images):
                 outcome.result.images = await self.router.provider(outcome.deployment).download_all(
                     outcome.result.images)
-            images = await self._store_outputs(task, req, outcome.result)
-        except UpstreamError as exc:
-            await self._fail(task, exc.code.value, exc.message)
-            return
-        except GatewayError as exc:
-            await self._fail(task, exc.code.value, exc.message)
-            return
+            images, rows = await self._store_outputs(task, req, outcome.result)
+        except (UpstreamError, GatewayError) as exc:
+            return await self._fail(task, exc.code.value, exc.message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or an undecodable upstream answer: fail the task, keep the process
             log.exception("task %s failed unexpectedly", task_id)
-            await self._fail(task, ErrorCode.upstream_error.value, f"could not complete the generation ({type(exc).__name__})")
-            return
+            return await self._fail(task, ErrorCode.upstream_error.value,
+                                    f"could not complete the generation ({type(exc).__name__})")
         dep = outcome.deployment
         cost = to_micros(model.price_for(dep).unit(price_facts(req)) * len(images))
         cost = min(cost, task.reserved_micros) if task.reserved_micros else cost
@@ -184,23 +193,31 @@ class Engine:
             "provider": dep.provider, "deployment": dep.id, "upstream_model": dep.model,
             "compute_ms": int((time.monotonic() - started) * 1000),
         }
-        async with self.db.session.begin() as s:
+        done = dict(status=TaskStatus.succeeded.value, result=result, cost_micros=cost, completed_at=utcnow(),
+                    progress=100, deployment_id=dep.id, provider=dep.provider)
+        async with self.db.session.begin() as s:  # outputs, state, settlement and outbox: one commit
             res = await s.execute(update(Task).where(Task.id == task_id, Task.status == TaskStatus.running.value)
-                                  .values(status=TaskStatus.succeeded.value, result=result, cost_micros=cost,
-                                          completed_at=utcnow(), progress=100, deployment_id=dep.id,
-                                          provider=dep.provider))
-            if res.rowcount == 1:
-                await self.db.refund(s, task.key_id, task.reserved_micros - cost)
-                await self._after_terminal(s, task_id)
+                                  .values(**done))
+            if res.rowcount != 1:
+                self._handoff.pop(task_id, None)
+                return None  # canceled meanwhile: the cancel refunded the reservation
+            s.add_all(rows)
+            await self.db.refund(s, task.key_id, task.reserved_micros - cost)
+            _apply(task, done)
+            await self._after_terminal(s, task_id, task)
+        return task
 
-    async def _fail(self, task: Task, code: str, message: str) -> None:
+    async def _fail(self, task: Task, code: str, message: str) -> Task | None:
+        done = dict(status=TaskStatus.failed.value, error_code=code, error_message=message, completed_at=utcnow())
         async with self.db.session.begin() as s:
             res = await s.execute(update(Task).where(Task.id == task.id, Task.status == TaskStatus.running.value)
-                                  .values(status=TaskStatus.failed.value, error_code=code, error_message=message,
-                                          completed_at=utcnow()))
-            if res.rowcount == 1:
-                await self.db.refund(s, task.key_id, task.reserved_micros)
-                await self._after_terminal(s, task.id)
+                                  .values(**done))
+            if res.rowcount != 1:
+                return None
+            await self.db.refund(s, task.key_id, task.reserved_micros)
+            _apply(task, done)
+            await self._after_terminal(s, task.id, task)
+        return task
 
     async def expire_waiting(self, task_id: str, code: str, message: str) -> bool:
         """Fail a task still awaiting its uploads (its deadline passed): refund, run the terminal hooks."""
@@ -216,10 +233,11 @@ class Engine:
             await self._after_terminal(s, task_id)
         return True
 
-    async def _after_terminal(self, s: AsyncSession, task_id: str) -> None:
+    async def _after_terminal(self, s: AsyncSession, task_id: str, task: Task | None = None) -> None:
         if not self.terminal_hooks:
             return
-        task = (await s.execute(select(Task).where(Task.id == task_id))).scalar_one()
+        if task is None:
+            task = (await s.execute(select(Task).where(Task.id == task_id))).scalar_one()
         for hook in self.terminal_hooks:
             await hook(s, task)
 
@@ -252,14 +270,19 @@ class Engine:
         fields = {k: v for k, v in d.items() if k not in ("images", "mask")}
         return ImageRequest(**fields, images=images, mask=mask)
 
-    async def _store_outputs(self, task: Task, req: ImageRequest, result: Any) -> list[dict[str, Any]]:
-        images = result.images
-        out: list[dict[str, Any]] = []
-        ephemeral = req.response_format == "b64_ephemeral"
+    async def _store_outputs(self, task: Task, req: ImageRequest,
+                             result: Any) -> tuple[list[dict[str, Any]], list[StoredFile]]:
+        """Convert each image to the asked format and store it (``b64_ephemeral``: memory only).
+
+        Returns the result entries and the file rows to commit with the terminal state. A sync
+        request that asked for base64 gets its bytes handed straight to the renderer.
+        """
         transparent = None if req.background in (None, "auto") else req.background == "transparent"
-        eph: list[dict[str, Any]] = []
+        store = req.response_format != "b64_ephemeral"
+        out: list[dict[str, Any]] = []
         rows: list[StoredFile] = []
-        for i, img in enumerate(images[: req.n]):
+        blobs: list[bytes] = []
+        for img in result.images[: req.n]:
             if img.data is None:
                 raise UpstreamError(ErrorCode.upstream_error, "provider returned an image without bytes")
             data = await asyncio.to_thread(codecs.convert, img.data, req.output_format, req.output_compression,
@@ -267,9 +290,7 @@ class Engine:
             w, h = await asyncio.to_thread(codecs.size_of, data)
             entry: dict[str, Any] = {"width": w, "height": h, "bytes": len(data),
                                      "revised_prompt": img.revised_prompt or None}
-            if ephemeral:
-                eph.append({**entry, "b64_json": base64.b64encode(data).decode()})
-            else:
+            if store:
                 file_id = new_id("file")
                 ext = req.output_format
                 path = f"outputs/{file_id[5:7]}/{file_id}.{ext}"
@@ -278,17 +299,18 @@ class Engine:
                                        mime=f"image/{ext}", bytes=len(data), width=w, height=h))
                 entry.update(file_id=file_id, name=f"{file_id}.{ext}")
             out.append(entry)
-        if rows:
-            async with self.db.session.begin() as s:
-                s.add_all(rows)
-        if ephemeral:
-            self._ephemeral[task.id] = Ephemeral(eph)
-        if not out and not eph:
+            blobs.append(data)
+        if not out:
             raise UpstreamError(ErrorCode.upstream_error, "provider returned no images")
-        return out or [{k: v for k, v in e.items() if k != "b64_json"} for e in eph]
+        if not task.is_async and req.response_format != "url":
+            self._handoff[task.id] = blobs
+            while len(self._handoff) > HANDOFF_LIMIT:  # a client that hung up never collects its images
+                self._handoff.popitem(last=False)
+        return out, rows
 
-    def take_ephemeral(self, task_id: str) -> Ephemeral | None:
-        return self._ephemeral.pop(task_id, None)
+    def take_handoff(self, task_id: str) -> list[bytes] | None:
+        """The image bytes of a just-finished sync task, once (the renderer base64-encodes them)."""
+        return self._handoff.pop(task_id, None)
 
     # -- cancel ----------------------------------------------------------------------------
     async def cancel(self, task: Task) -> bool:

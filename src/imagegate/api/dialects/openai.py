@@ -12,12 +12,13 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from imagegate.api import idempotency
 from imagegate.api.auth import require_key
 from imagegate.api.errors import gateway_response
+from imagegate.api.render import FastJSON as JSONResponse
 from imagegate.api.render import images_response, task_view
 from imagegate.catalog.validate import build_request
 from imagegate.db.tables import ApiKey
@@ -124,14 +125,21 @@ async def wait_for(gw: Any, task_id: str, seconds: float) -> None:
         delay = min(delay * 1.5, 0.5)
 
 
-async def run_inline(gw: Any, task_id: str, timeout: float) -> bool:
-    """Run a task in this request; the run survives the client hanging up. True when it finished."""
-    job = asyncio.create_task(gw.engine.run(task_id))
+async def run_inline(gw: Any, task: Any, timeout: float) -> Any:
+    """Run a task in this request (ideally one created with ``start=True``); it survives a client hang-up.
+
+    Returns the finished task, or None when it is still running after ``timeout``.
+    """
+    if isinstance(task, str):  # a queued task id: the run claims it
+        task_id, claimed = task, None
+    else:
+        task_id, claimed = task.id, task if task.status == TaskStatus.running.value else None
+    job = asyncio.create_task(gw.engine.run(task_id, claimed=claimed))
     try:
-        await asyncio.wait_for(asyncio.shield(job), timeout)
-        return True
+        done = await asyncio.wait_for(asyncio.shield(job), timeout)
     except asyncio.TimeoutError:
-        return False
+        return None
+    return done or await gw.engine.get(task_id)
 
 
 def task_error(task: Any) -> GatewayError:
@@ -191,7 +199,8 @@ def install(app: FastAPI, gw: Any) -> None:
         base = gw.base_url(request)
         req.extra["base_url"] = base  # where webhook payloads point their links
         task = await idempotency.create_bound(gw, claim, lambda s: gw.engine.create(
-            key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url, session=s))
+            key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url, session=s,
+            start=not is_async))
         if is_async:
             await gw.queue.enqueue(task.id)
             wait = prefer_wait(request)
@@ -200,13 +209,12 @@ def install(app: FastAPI, gw: Any) -> None:
                 task = await gw.engine.get(task.id) or task
             status = 200 if TaskStatus(task.status).terminal else 202
             return JSONResponse(await task_view(gw, task, base), status_code=status)
-        finished = await run_inline(gw, task.id, gw.settings.sync_timeout)
-        task = await gw.engine.get(task.id)
-        if not finished or task.status != TaskStatus.succeeded.value:
-            if not finished:
-                return JSONResponse(await task_view(gw, task, base), status_code=202)
-            raise task_error(task)
-        body = await images_response(gw, task, base)
+        finished = await run_inline(gw, task, gw.settings.sync_timeout)
+        if finished is None:  # still running after the sync timeout: hand back the task to poll
+            return JSONResponse(await task_view(gw, await gw.engine.get(task.id) or task, base), status_code=202)
+        if finished.status != TaskStatus.succeeded.value:
+            raise task_error(finished)
+        body = await images_response(gw, finished, base)
         return JSONResponse(body, headers={"x-imagegate-task-id": task.id})
 
     for prefix, fmt in (("/v1/images", "png"), ("/v1/openai/images", "webp")):
