@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import httpx
+import orjson
 from PIL import Image, ImageOps
 
 from imagegate.domain import MIME, ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
@@ -231,12 +232,13 @@ class OpenAIProvider(Provider):
             resp = await self.request("POST", self.endpoint("generate"), headers=self.headers(), json=body)
         if resp.status_code != 200:
             raise error_from(self.name, resp)
-        return self.parse(resp, req)
+        # decoding megabytes of JSON and base64 is CPU work: keep it off the event loop
+        return await asyncio.to_thread(self.parse, resp, req)
 
     def parse(self, resp: httpx.Response, req: ImageRequest) -> ProviderResult:
         try:
-            payload = resp.json()
-        except ValueError as exc:
+            payload = orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
             raise UpstreamError(ErrorCode.upstream_error, f"{self.name}: response is not JSON") from exc
         fmt = payload.get("output_format") or (req.output_format if family(self.deployment.model).startswith(
             "gpt-image") else "png")
