@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 from starlette.responses import JSONResponse
 
-from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
+from imagegate.domain import ErrorCode, ImageInput, ImageRequest, UpstreamError
+from imagegate.media import synth
 from imagegate.providers.base import Deployment, provider_class
 from imagegate.testing.sandbox import Sandbox
 
@@ -136,3 +137,125 @@ async def test_invalid_size_upstream_is_bad_request(sandbox):
         await make(sandbox, model="qwen-image", max_n=1).submit(
             ImageRequest(model="m", prompt="x", width=1024, height=1024))
     assert ei.value.code == ErrorCode.upstream_bad_request
+
+
+# -- edit (sync multimodal) -----------------------------------------------------------------
+EDIT_OPTS = {"api": "multimodal", "max_n": 6, "min_side": 512, "max_side": 2048, "max_pixels": 4194304}
+
+
+def picture(w: int, h: int, url: str | None = None) -> ImageInput:
+    return ImageInput(data=synth.render_bytes("in", w, h, "png"), mime="image/png", width=w, height=h,
+                      source="url" if url else "upload", url=url)
+
+
+def edit_bodies(sandbox: Sandbox) -> list[dict]:
+    return sandbox.fake("dashscope")[0].state.edits
+
+
+async def test_edit_sends_images_then_text_and_returns_in_submit(sandbox):
+    p = make(sandbox, model="qwen-image-edit-plus", **EDIT_OPTS)
+    req = ImageRequest(model="m", prompt="make it autumn", mode="edit", n=2, negative_prompt="blur", seed=5,
+                       images=[picture(640, 480, url="https://example.com/a.png"), picture(600, 900)])
+    handle = await p.submit(req)
+    assert len(handle["task_ids"]) == 1 and set(handle["finished"]) == set(handle["task_ids"])
+    [body] = edit_bodies(sandbox)
+    assert body["model"] == "qwen-image-edit-plus"
+    [msg] = body["input"]["messages"]
+    assert msg["role"] == "user"
+    first, second, text = msg["content"]
+    assert first == {"image": "https://example.com/a.png"}  # a client URL is passed through
+    assert second["image"].startswith("data:image/png;base64,")  # bytes go as a data URI
+    assert text == {"text": "make it autumn"}
+    assert body["parameters"] == {"n": 2, "watermark": False, "negative_prompt": "blur", "seed": 5}
+    got = await p.poll(handle)  # no upstream query: the URLs are in the handle already
+    assert got.done and len(got.result.images) == 2
+    w, h = size(got.result.images[0].data)
+    assert abs(w / h - 600 / 900) < 0.05  # auto size follows the last input (decoded by the fake)
+    assert sandbox.state("dashscope").calls["poll"] == 0
+
+
+async def test_edit_size_is_mapped_to_w_star_h(sandbox):
+    p = make(sandbox, model="qwen-image-edit-plus", **EDIT_OPTS)
+    result, _, _ = await run(p, ImageRequest(model="m", prompt="x", mode="edit", width=1536, height=1024,
+                                             images=[picture(512, 512)]))
+    assert edit_bodies(sandbox)[0]["parameters"]["size"] == "1536*1024"
+    assert size(result.images[0].data) == (1536, 1024)
+
+
+async def test_edit_refuses_async_header_and_bad_inputs(sandbox):
+    client = sandbox.client("dashscope")
+    url = "https://dashscope.aliyuncs.com/api/v1/services/aigc/multimodal-generation/generation"
+    auth = {"Authorization": "Bearer sandbox-key"}
+    good = {"model": "qwen-image-edit-plus",
+            "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}, {"text": "x"}]}]}}
+    r = await client.post(url, json=good, headers={**auth, "X-DashScope-Async": "enable"})
+    assert r.status_code == 403 and r.json()["code"] == "AccessDenied"
+    no_text = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}]}]}}
+    four = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}] * 4
+                                            + [{"text": "x"}]}]}}
+    raw_b64 = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "iVBORw0KGgo="},
+                                                                         {"text": "x"}]}]}}
+    for bad in (no_text, four, raw_b64, {**good, "parameters": {"n": 7}}, {**good, "parameters": {"size": "4096*4096"}}):
+        r = await client.post(url, json=bad, headers=auth)
+        assert r.status_code == 400 and r.json()["code"] == "InvalidParameter", bad
+    r = await client.post(url, json=good, headers=auth)
+    assert r.status_code == 200 and r.json()["output"]["choices"][0]["message"]["content"][0]["image"]
+
+
+@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
+                                       ("rate-limit", ErrorCode.upstream_rate_limited),
+                                       ("error", ErrorCode.upstream_error)])
+async def test_edit_errors(sandbox, trig, code):
+    p = make(sandbox, model="qwen-image-edit-plus", **EDIT_OPTS)
+    with pytest.raises(UpstreamError) as ei:
+        await p.submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]", mode="edit",
+                                    images=[picture(512, 512)]))
+    assert ei.value.code == code
+
+
+async def test_edit_n_beyond_max_n_fans_out(sandbox):
+    p = make(sandbox, model="qwen-image-edit-plus", **{**EDIT_OPTS, "max_n": 2})
+    result, _, handle = await run(p, ImageRequest(model="m", prompt="x", mode="edit", n=3,
+                                                  images=[picture(512, 512)]))
+    assert len(result.images) == 3 and len(handle["task_ids"]) == 2
+    assert sorted(b["parameters"]["n"] for b in edit_bodies(sandbox)) == [1, 2]
+
+
+# -- cancel ------------------------------------------------------------------------------------
+async def test_cancel_pending_task(sandbox):
+    p = make(sandbox)
+    assert type(p).can_cancel
+    handle = await p.submit(ImageRequest(model="m", prompt="x", width=512, height=512))
+    await p.cancel(handle)
+    state = sandbox.state("dashscope")
+    assert state.calls["cancel"] == 1
+    with pytest.raises(UpstreamError) as ei:
+        await p.poll(handle)
+    assert ei.value.code == ErrorCode.canceled
+
+
+async def test_cancel_running_task_is_refused_and_it_finishes(sandbox):
+    state = sandbox.state("dashscope")
+    state.polls_to_finish = 3
+    p = make(sandbox)
+    handle = await p.submit(ImageRequest(model="m", prompt="x", width=512, height=512))
+    await p.poll(handle)
+    await p.poll(handle)  # RUNNING now
+    await p.cancel(handle)  # 400 UnsupportedOperation: swallowed, nothing to stop
+    got = await p.poll(handle)
+    assert got.done and len(got.result.images) == 1
+
+
+async def test_cancel_skips_finished_and_sync_entries(sandbox):
+    p = make(sandbox, model="qwen-image-edit-plus", **EDIT_OPTS)
+    handle = await p.submit(ImageRequest(model="m", prompt="x", mode="edit", images=[picture(512, 512)]))
+    await p.cancel(handle)
+    assert sandbox.state("dashscope").calls["cancel"] == 0
+
+
+async def test_cancel_auth_failure_raises(sandbox):
+    p = make(sandbox)
+    handle = await p.submit(ImageRequest(model="m", prompt="x", width=512, height=512))
+    with pytest.raises(UpstreamError) as ei:
+        await make(sandbox, key="sk-wrong").cancel(handle)
+    assert ei.value.code == ErrorCode.upstream_auth

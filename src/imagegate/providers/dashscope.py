@@ -1,15 +1,24 @@
-"""Alibaba Cloud Model Studio (DashScope): Wan and Qwen-Image text-to-image, async task API.
+"""Alibaba Cloud Model Studio (DashScope): Wan and Qwen-Image text-to-image, Qwen-Image-Edit.
 
-Submit ``POST /services/aigc/text2image/image-synthesis`` with ``X-DashScope-Async: enable``
-(sizes are ``W*H``, ``n`` 1-4; we fan out beyond a model's ``max_n``), then poll
-``GET /tasks/{task_id}``. A task is SUCCEEDED when at least one image succeeded: failed items carry
-``{code, message}`` in ``output.results`` and are skipped. Task data and URLs live 24 h.
+Text-to-image is the async task API: submit ``POST /services/aigc/text2image/image-synthesis`` with
+``X-DashScope-Async: enable`` (sizes are ``W*H``, ``n`` 1-4; we fan out beyond a model's ``max_n``),
+then poll ``GET /tasks/{task_id}``. A task is SUCCEEDED when at least one image succeeded: failed
+items carry ``{code, message}`` in ``output.results`` and are skipped. Task data and URLs live 24 h.
+Only PENDING tasks can be canceled (``POST /tasks/{task_id}/cancel``); a running one finishes.
+
+Editing (``options.api: multimodal``, e.g. qwen-image-edit-plus) is the synchronous
+``POST /services/aigc/multimodal-generation/generation`` (it refuses ``X-DashScope-Async``): one user
+message whose content is the input images (URL or ``data:`` URI) followed by one text item; images
+come back in ``output.choices[].message.content[].image``. ``submit`` makes that call and returns a
+handle that already holds the result URLs, so a restart after it downloads them instead of paying again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
+import uuid
 from typing import Any
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
@@ -44,12 +53,19 @@ class DashScopeProvider(Provider):
     name = "dashscope"
     kind = "poll"
     default_base_url = "https://dashscope.aliyuncs.com/api/v1"
+    can_cancel = True
 
-    def _headers(self, submit: bool = False) -> dict[str, str]:
+    def _headers(self, submit: bool = False, sync: bool = False) -> dict[str, str]:
         h = {"Authorization": f"Bearer {self.credential()}"}
+        if submit or sync:
+            h["Content-Type"] = "application/json"
         if submit:
-            h.update({"Content-Type": "application/json", "X-DashScope-Async": "enable"})
+            h["X-DashScope-Async"] = "enable"
         return h
+
+    @property
+    def _multimodal(self) -> bool:
+        return self.deployment.options.get("api") == "multimodal"
 
     # -- parameter map -------------------------------------------------------------------
     def _size(self, req: ImageRequest) -> str | None:
@@ -82,7 +98,36 @@ class DashScopeProvider(Provider):
             params["seed"] = req.seed
         return {"model": self.deployment.model, "input": inp, "parameters": params}
 
+    def _edit_body(self, req: ImageRequest, n: int) -> dict[str, Any]:
+        opts = self.deployment.options
+        content: list[dict[str, str]] = [{"image": _image_ref(ref)} for ref in req.images]
+        content.append({"text": req.prompt})
+        params: dict[str, Any] = {"n": n, "watermark": bool(opts.get("watermark", False))}
+        if "prompt_extend" in opts:
+            params["prompt_extend"] = bool(opts["prompt_extend"])
+        if req.negative_prompt:
+            params["negative_prompt"] = req.negative_prompt
+        if req.seed is not None:
+            params["seed"] = req.seed
+        if (size := self._size(req)) is not None:
+            params["size"] = size
+        return {"model": self.deployment.model, "input": {"messages": [{"role": "user", "content": content}]},
+                "parameters": params}
+
     # -- submit / poll -------------------------------------------------------------------
+    async def _edit_one(self, req: ImageRequest, n: int) -> tuple[str, dict[str, Any]]:
+        """One synchronous multimodal call: (an id for the handle, its finished entry)."""
+        resp = await self.request("POST", f"{self.base_url}/services/aigc/multimodal-generation/generation",
+                                  json=self._edit_body(req, n), headers=self._headers(sync=True))
+        body = _json(resp)
+        if resp.status_code != 200 or body.get("code"):
+            raise ds_error(resp.status_code, body.get("code"), body.get("message"), resp.headers.get("retry-after"))
+        urls = [item["image"] for choice in (body.get("output") or {}).get("choices") or []
+                for item in (choice.get("message") or {}).get("content") or [] if item.get("image")]
+        if not urls:
+            raise UpstreamError(ErrorCode.upstream_error, "dashscope: edit answer has no images")
+        return f"sync-{body.get('request_id') or uuid.uuid4().hex}", {"urls": urls, "errors": []}
+
     async def _submit_one(self, req: ImageRequest, n: int) -> str:
         resp = await self.request("POST", f"{self.base_url}/services/aigc/text2image/image-synthesis",
                                   json=self._body(req, n), headers=self._headers(submit=True))
@@ -97,8 +142,24 @@ class DashScopeProvider(Provider):
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
         per = max(1, int(self.deployment.options.get("max_n", 4)))
         chunks = [min(per, req.n - i) for i in range(0, req.n, per)]
+        if self._multimodal:
+            done = await asyncio.gather(*(self._edit_one(req, k) for k in chunks))
+            return {"task_ids": [i for i, _ in done], "finished": dict(done)}
         ids = await asyncio.gather(*(self._submit_one(req, k) for k in chunks))
         return {"task_ids": list(ids), "finished": {}}
+
+    async def cancel(self, handle: dict[str, Any]) -> None:
+        """Cancel the tasks still open; DashScope only cancels PENDING ones (400 otherwise: it runs on)."""
+        finished = handle.get("finished") or {}
+
+        async def one(task_id: str) -> None:
+            resp = await self.request("POST", f"{self.base_url}/tasks/{task_id}/cancel", headers=self._headers())
+            if resp.status_code in (200, 400, 404):
+                return
+            body = _json(resp)
+            raise ds_error(resp.status_code, body.get("code"), body.get("message"), resp.headers.get("retry-after"))
+
+        await asyncio.gather(*(one(t) for t in handle.get("task_ids") or [] if t not in finished))
 
     async def _query(self, task_id: str) -> dict[str, Any]:
         resp = await self.request("GET", f"{self.base_url}/tasks/{task_id}", headers=self._headers())
@@ -139,6 +200,13 @@ class DashScopeProvider(Provider):
         return PollResult(done=True, progress=100, handle=new_handle,
                           result=ProviderResult(images=images, usage={"image_count": len(images),
                                                                       "failed_images": len(errors)}))
+
+
+def _image_ref(ref: Any) -> str:
+    """A public URL as given, else the bytes as a ``data:`` URI (DashScope takes both)."""
+    if ref.url and str(ref.url).startswith(("https://", "http://")):
+        return str(ref.url)
+    return f"data:{ref.mime or 'image/png'};base64,{base64.b64encode(ref.data).decode()}"
 
 
 def _json(resp: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A fake of DashScope's async text-to-image API (Wan 2.x, Qwen-Image).
+"""A fake of DashScope's image APIs: async text-to-image (Wan 2.x, Qwen-Image), task cancel, and
+the synchronous multimodal edit (Qwen-Image-Edit).
 
 Imitates: Bearer auth with ``InvalidApiKey`` 401, the mandatory ``X-DashScope-Async: enable``
 header (403 ``AccessDenied`` without it), ``W*H`` sizes (Wan: 512-1440 per side; Qwen-Image: its
@@ -6,16 +7,36 @@ five fixed sizes), ``n`` 1-4 (Qwen-Image 1), task states PENDING -> RUNNING -> S
 FAILED advancing per poll, ``UNKNOWN`` for unknown ids, partial success with per-item
 ``{code, message}``, 24 h signed result URLs, and the ``{request_id, code, message}`` envelope.
 A prompt holding ``[dashscope:fail=I]`` makes result item I fail inspection (partial success).
+
+Cancel, verified in the official dashscope Python SDK (``BaseAsyncApi.cancel``: ``POST
+{base}/tasks/{task_id}/cancel``, "only tasks whose status is PENDING can be canceled"): a PENDING
+task becomes CANCELED and stays so. Assumed: the success body (``{request_id}``) and the refusal for
+a RUNNING / finished / unknown task (400 ``UnsupportedOperation``).
+
+Edit, verified in Alibaba Cloud's Qwen-Image-Edit API reference (Model Studio, qwen-image-edit-api)
+and the providers note: ``POST /services/aigc/multimodal-generation/generation``, sync only (an
+``X-DashScope-Async`` header gets 403 ``AccessDenied``); ``input.messages`` is exactly one user
+message whose content holds 1-3 ``{"image"}`` items (public URL or ``data:image/...;base64,``) and
+exactly one ``{"text"}``; ``parameters`` n (qwen-image-edit-plus 1-6), size ``W*H`` (512-2048 per
+side; absent: the last input's aspect ratio near 1024x1024), negative_prompt, prompt_extend,
+watermark, seed; answer ``output.choices[].message.content[].image`` plus ``usage{width, height,
+image_count}``; PNG output. Assumed: several images come back as several content items of one
+choice, qwen-image-edit (not plus) allows n = 1 only, and the exact error texts.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import math
 import re
 import time
 import uuid
 from typing import Any
 
 from fastapi import FastAPI
+from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,6 +47,8 @@ PROVIDER = "dashscope"
 TTL = 86400.0
 QWEN_SIZES = {"1664*928", "1472*1140", "1328*1328", "1140*1472", "928*1664"}
 _FAIL = re.compile(r"\[dashscope:fail=(\d+)\]")
+_DATA_URI = re.compile(r"data:image/[a-z0-9.+-]+;base64,(.+)", re.S)
+EDIT_MODELS = ("qwen-image-edit",)
 
 
 def _err(status: int, code: str, message: str) -> JSONResponse:
@@ -54,6 +77,53 @@ def _check_params(model: str, params: dict[str, Any]) -> tuple[int, int, int] | 
     return w, h, n
 
 
+def _input_size(ref: str) -> tuple[int, int] | JSONResponse:
+    """The pixel size of one content image: decoded for a data URI, assumed 1024x1024 for a URL."""
+    if ref.startswith(("http://", "https://")):
+        return 1024, 1024
+    m = _DATA_URI.fullmatch(ref)
+    if not m:
+        return _err(400, "InvalidParameter", "The image must be a public URL or a data:image/...;base64 URI.")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(m.group(1), validate=True))) as img:
+            return img.size
+    except (binascii.Error, ValueError, OSError):
+        return _err(400, "InvalidParameter.DataInspection", "Unable to decode the input image.")
+
+
+def _check_edit(model: str, body: dict[str, Any]) -> tuple[str, tuple[int, int], int, int | None] | JSONResponse:
+    """(prompt, output size, n, seed) for a valid multimodal edit body, else DashScope's 400."""
+    messages = (body.get("input") or {}).get("messages")
+    if not isinstance(messages, list) or len(messages) != 1 or messages[0].get("role") != "user":
+        return _err(400, "InvalidParameter", "input.messages must hold exactly one user message")
+    content = messages[0].get("content")
+    if not isinstance(content, list):
+        return _err(400, "InvalidParameter", "input.messages[0].content must be a list")
+    images = [c["image"] for c in content if isinstance(c, dict) and isinstance(c.get("image"), str)]
+    texts = [c["text"] for c in content if isinstance(c, dict) and isinstance(c.get("text"), str)]
+    if len(texts) != 1 or not texts[0]:
+        return _err(400, "InvalidParameter", "Exactly one text item is required in content")
+    if not 1 <= len(images) <= 3 or len(images) + len(texts) != len(content):
+        return _err(400, "InvalidParameter", "content must hold 1 to 3 image items and one text item")
+    sizes = [_input_size(i) for i in images]
+    if bad := next((x for x in sizes if isinstance(x, JSONResponse)), None):
+        return bad
+    params = body.get("parameters") or {}
+    n = params.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= (6 if "plus" in model else 1):
+        return _err(400, "InvalidParameter", f"The n is out of range, got {n}")
+    if (size := params.get("size")) is not None:
+        m = re.fullmatch(r"(\d+)\*(\d+)", str(size))
+        if not m or not all(512 <= int(v) <= 2048 for v in m.groups()):
+            return _err(400, "InvalidParameter", f"The size must be W*H with sides in [512, 2048], got {size}")
+        out = (int(m.group(1)), int(m.group(2)))
+    else:  # keep the last input's aspect ratio, near 1024x1024
+        w, h = sizes[-1]  # type: ignore[misc]
+        f = math.sqrt(1024 * 1024 / (w * h))
+        out = (max(512, min(2048, round(w * f / 16) * 16)), max(512, min(2048, round(h * f / 16) * 16)))
+    return texts[0], out, n, params.get("seed")
+
+
 def create_app(state: FakeState) -> FastAPI:
     def unauthorized(request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {state.api_key}":
@@ -72,7 +142,7 @@ def create_app(state: FakeState) -> FastAPI:
         except ValueError:
             return _err(400, "InvalidParameter", "The request body is not valid JSON")
         model = str(body.get("model") or "")
-        if not model.startswith(("wan", "wanx", "qwen-image")):
+        if not model.startswith(("wan", "wanx", "qwen-image")) or model.startswith(EDIT_MODELS):
             return _err(400, "InvalidParameter", f"Model not exist: {model}")
         prompt = (body.get("input") or {}).get("prompt")
         if not prompt:
@@ -139,7 +209,7 @@ def create_app(state: FakeState) -> FastAPI:
         out: dict[str, Any] = {"task_id": task_id, "task_status": job["status"], "submit_time": job["submit_time"],
                                "scheduled_time": job["submit_time"]}
         body: dict[str, Any] = {"request_id": rid, "output": out}
-        if job["status"] in ("SUCCEEDED", "FAILED"):
+        if job["status"] in ("SUCCEEDED", "FAILED", "CANCELED"):
             out["end_time"] = job["end_time"]
             if "results" in job:
                 out["results"] = job["results"]
@@ -149,9 +219,61 @@ def create_app(state: FakeState) -> FastAPI:
                 out["code"], out["message"] = job["code"], job["message"]
         return JSONResponse(body)
 
+    edits: list[dict[str, Any]] = []
+
+    async def edit(request: Request) -> Response:
+        if (r := state.scripted(request)) is not None:
+            return r
+        if (r := unauthorized(request)) is not None:
+            return r
+        if request.headers.get("x-dashscope-async"):
+            return _err(403, "AccessDenied", "current user api does not support asynchronous calls")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _err(400, "InvalidParameter", "The request body is not valid JSON")
+        model = str(body.get("model") or "")
+        if not model.startswith(EDIT_MODELS):
+            return _err(400, "InvalidParameter", f"Model not exist: {model}")
+        checked = _check_edit(model, body)
+        if isinstance(checked, JSONResponse):
+            return checked
+        prompt, (w, h), n, seed = checked
+        t = trigger(prompt)
+        if t == "moderated":
+            return _err(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
+        if t == "rate-limit":
+            return _err(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+        if t == "error":
+            return _err(500, "InternalError.Algo", "Algorithm process error.")
+        state.calls["edit"] += 1
+        await state.work(n)
+        edits.append(body)  # sync: no task to look up later; tests read the bodies here
+        urls = [state.public_base + state.store(state.image(prompt, w, h, "png", seed=seed, index=i), "image/png",
+                                                ttl=TTL) for i in range(n)]
+        return JSONResponse({"request_id": str(uuid.uuid4()),
+                             "output": {"choices": [{"finish_reason": "stop", "message": {
+                                 "role": "assistant", "content": [{"image": u} for u in urls]}}]},
+                             "usage": {"width": w, "height": h, "image_count": n}})
+
+    async def cancel(request: Request) -> Response:
+        if (r := state.scripted(request)) is not None:
+            return r
+        if (r := unauthorized(request)) is not None:
+            return r
+        state.calls["cancel"] += 1
+        job = state.jobs.get(request.path_params["task_id"])
+        if job is None or job.get("status") != "PENDING":
+            return _err(400, "UnsupportedOperation", "Only tasks whose status is PENDING can be canceled.")
+        job["status"], job["end_time"] = "CANCELED", _now()
+        return JSONResponse({"request_id": str(uuid.uuid4())})
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, routes=[
         Route("/api/v1/services/aigc/text2image/image-synthesis", submit, methods=["POST"]),
+        Route("/api/v1/services/aigc/multimodal-generation/generation", edit, methods=["POST"]),
+        Route("/api/v1/tasks/{task_id}/cancel", cancel, methods=["POST"]),
         Route("/api/v1/tasks/{task_id}", task, methods=["GET"]),
     ])
+    app.state.edits = edits
     mount_blobs(app, state)
     return app
