@@ -55,6 +55,7 @@ class ErrorCode(str, enum.Enum):
     upstream_unavailable = "upstream_unavailable"
     upstream_bad_request = "upstream_bad_request"
     canceled = "canceled"
+    overloaded = "server_overloaded"
     internal = "internal_error"
 
 
@@ -81,6 +82,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.upstream_unavailable: 503,
     ErrorCode.upstream_bad_request: 400,
     ErrorCode.canceled: 409,
+    ErrorCode.overloaded: 503,
     ErrorCode.internal: 500,
 }
 

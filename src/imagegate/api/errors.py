@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imagegate.domain import TYPE_BY_STATUS, GatewayError
+from imagegate.domain import TYPE_BY_STATUS, ErrorCode, GatewayError
 
 log = logging.getLogger("imagegate.api")
 
@@ -49,6 +50,14 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and msg == "Not Found":
             msg = f"no route for {request.method} {request.url.path}"
         return JSONResponse(error_body(exc.status_code, msg, code=code), status_code=exc.status_code)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(sa_exc.OperationalError)
+    async def _db_busy(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+        err = GatewayError(ErrorCode.overloaded, "the gateway is overloaded; retry shortly", retry_after=1)
+        render = getattr(request.state, "render_error", None)
+        return render(err) if render else gateway_response(err)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
 import time
 from datetime import datetime, timezone
+from typing import Any, AsyncIterator
 
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -43,19 +46,52 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class Sessions:
+    """``db.session()`` opens a session; ``db.session.begin()`` a transaction.
+
+    On SQLite, write transactions queue on an asyncio lock first: SQLite has one writer, and
+    its busy handler sleep-polls, so hundreds of writers contending inside SQLite turn
+    milliseconds into seconds. The lock is re-entrant per asyncio task, so a transaction
+    opened while the same task holds one does not deadlock on the lock.
+    """
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], serialize: bool) -> None:
+        self.maker = maker
+        self._lock = asyncio.Lock() if serialize else None
+        self._owner: asyncio.Task[Any] | None = None
+
+    def __call__(self) -> AsyncSession:
+        return self.maker()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        me = asyncio.current_task()
+        if self._lock is None or self._owner is me:
+            async with self.maker.begin() as s:
+                yield s
+            return
+        async with self._lock:
+            self._owner = me
+            try:
+                async with self.maker.begin() as s:
+                    yield s
+            finally:
+                self._owner = None
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kw: dict = {}
         if self.is_sqlite:
-            kw["connect_args"] = {"timeout": 30}
+            kw.update(connect_args={"timeout": 30}, pool_size=8, max_overflow=24, pool_timeout=60)
         else:
-            kw.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kw.update(pool_size=10, max_overflow=30, pool_pre_ping=True, pool_timeout=60)
         self.engine: AsyncEngine = create_async_engine(url, **kw)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.session = Sessions(async_sessionmaker(self.engine, expire_on_commit=False), serialize=self.is_sqlite)
 
     async def migrate(self) -> None:
         await migrate.upgrade(self.engine)

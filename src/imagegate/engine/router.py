@@ -190,7 +190,11 @@ class Router:
 
     async def _poll_until_done(self, provider: Provider, dep: Deployment, handle: dict[str, Any],
                                on_progress: OnProgress, on_submit: OnSubmit) -> ProviderResult:
-        interval = self.poll_interval if self.poll_interval is not None else dep.poll_interval
+        fixed = self.poll_interval is not None
+        interval = self.poll_interval if fixed else dep.poll_interval
+        # long jobs are polled less and less often (x1.5 per poll, up to 8x the base, with jitter),
+        # so thousands of jobs in flight cost a steady trickle of polls, not a flood
+        ceiling = float(dep.options.get("max_poll_interval", dep.poll_interval * 8))
         deadline = time.monotonic() + self.max_poll_seconds
         failures = 0
         while True:
@@ -217,4 +221,6 @@ class Router:
             await on_progress(status)
             if time.monotonic() > deadline:
                 raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: job did not finish in time")
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval if fixed else interval * (0.9 + random.random() * 0.2))
+            if not fixed:
+                interval = min(interval * 1.5, ceiling)

@@ -79,9 +79,10 @@ class Engine:
         if req.response_format == "b64_ephemeral" and is_async:
             raise GatewayError.bad("response_format", "'b64_ephemeral' is only available on synchronous requests")
         task_id = new_id("img")
-        inputs = [await self._keep_input(key.id, task_id, img, "input") for img in req.images]
+        kept = [await self._keep_input(key.id, task_id, img, "input") for img in req.images]
         if req.mask is not None:
-            inputs.append(await self._keep_input(key.id, task_id, req.mask, "mask"))
+            kept.append(await self._keep_input(key.id, task_id, req.mask, "mask"))
+        inputs = [f.id for f in kept]
         reserved = self.reserve_amount(model, req)
         row = Task(
             id=task_id, seq=seq_now(), key_id=key.id, model=model.id, mode=req.mode, dialect=dialect,
@@ -97,6 +98,7 @@ class Engine:
             if not await self.db.reserve(s, key.id, reserved):
                 raise GatewayError(ErrorCode.insufficient_credits,
                                    f"insufficient credits: this request costs ${reserved / 1e6:.4f}")
+            s.add_all(kept)
             s.add(row)
 
         if session is not None:
@@ -106,15 +108,14 @@ class Engine:
                 await write(s)
         return row
 
-    async def _keep_input(self, key_id: str, task_id: str, img: ImageInput, role: str) -> str:
+    async def _keep_input(self, key_id: str, task_id: str, img: ImageInput, role: str) -> StoredFile:
+        """Write an input's bytes to storage; its row is committed with the task."""
         file_id = new_id("in")
         ext = EXT.get(img.mime, "bin")
         path = f"inputs/{file_id[3:5]}/{file_id}.{ext}"
         await self.storage.put(path, img.data, img.mime)
-        async with self.db.session.begin() as s:
-            s.add(StoredFile(id=file_id, key_id=key_id, task_id=task_id, role=role, path=path, mime=img.mime,
-                             bytes=len(img.data), width=img.width, height=img.height))
-        return file_id
+        return StoredFile(id=file_id, key_id=key_id, task_id=task_id, role=role, path=path, mime=img.mime,
+                          bytes=len(img.data), width=img.width, height=img.height)
 
     # -- run -------------------------------------------------------------------------------
     async def run(self, task_id: str, *, resume: bool = False, claimed: Task | None = None) -> Task | None:
@@ -163,7 +164,8 @@ class Engine:
                         provider=dep.provider))
 
             async def on_progress(p: PollResult) -> None:
-                if p.progress is not None:
+                if p.progress is not None and p.progress != task.progress:  # write changes only
+                    task.progress = p.progress
                     async with self.db.session.begin() as s:
                         await s.execute(update(Task).where(Task.id == task_id).values(progress=p.progress))
 
