@@ -2,6 +2,15 @@
 
 Every refusal is a 400 naming the parameter and listing what the model allows; no value
 is silently replaced. Dialects call :func:`build_request` and nothing else validates.
+
+A request that leaves the size open (no ``size``, ``resolution`` or ``aspect_ratio``, or
+``size: auto``) gets the catalog's defaults, so every upstream makes what the catalog promises
+rather than its own default:
+
+- with input images, nothing is filled: the output keeps the input's size (an edit's ``auto``);
+- a model whose upstream chooses a size itself on ``auto`` (:data:`UPSTREAM_AUTO`) stays open;
+- else ``default_size`` when the model declares one, as if the client had sent it;
+- else ``default_resolution`` / ``default_aspect_ratio``, as if the client had sent those.
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ from imagegate.providers import sizing
 REGIONS = ("Mainland", "Oversea", "OverseaUSWest")
 RESPONSE_FORMATS = ("url", "b64_json", "b64_ephemeral")
 FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
+#: upstream model families whose ``auto`` size is a choice made from the prompt (OpenAI's GPT Image):
+#: an open size stays open for them, whatever ``default_size`` the catalog shows
+UPSTREAM_AUTO = ("gpt-image",)
 
 
 def _unsupported(param: str, value: Any, allowed: list[str] | tuple[str, ...] | None, model: str) -> GatewayError:
@@ -150,6 +162,34 @@ def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | No
     return w, h, res, raw_ar
 
 
+def upstream_picks_size(model: CatalogModel) -> bool:
+    """True when every deployment's upstream model decides an ``auto`` size by itself."""
+    return bool(model.deployments) and all(
+        d.model.rsplit("/", 1)[-1].startswith(UPSTREAM_AUTO) for d in model.deployments)
+
+
+def size_defaults(model: CatalogModel, params: dict[str, Any], images: list[ImageInput]) -> dict[str, Any]:
+    """The size fields to validate: the client's, or the catalog's defaults when it left them open."""
+    spec = model.spec
+    size = params.get("size")
+    auto = size is None or size == "" or (isinstance(size, str) and size.strip().lower() == "auto"
+                                           and spec.allow_auto_size)
+    if not auto or params.get("resolution") not in (None, "") or params.get("aspect_ratio") not in (None, ""):
+        return params
+    if images or upstream_picks_size(model):
+        return params
+    if spec.default_size:
+        return {**params, "size": spec.default_size}
+    if spec.default_resolution or spec.default_aspect_ratio:
+        filled = {k: v for k, v in params.items() if k != "size"}
+        if spec.default_resolution and spec.resolutions:
+            filled["resolution"] = spec.default_resolution
+        if spec.default_aspect_ratio:
+            filled["aspect_ratio"] = spec.default_aspect_ratio
+        return filled
+    return params
+
+
 def build_request(model: CatalogModel, params: dict[str, Any], *, mode: str = "generate",
                   images: list[ImageInput] | None = None, mask: ImageInput | None = None,
                   extra: dict[str, Any] | None = None) -> ImageRequest:
@@ -186,7 +226,7 @@ def build_request(model: CatalogModel, params: dict[str, Any], *, mode: str = "g
     if n > spec.max_n:
         raise GatewayError(ErrorCode.unsupported_value,
                            f"'n'={n} is more than model '{spec.id}' allows (at most {spec.max_n})", param="n")
-    w, h, res, ar = _size(spec, params)
+    w, h, res, ar = _size(spec, size_defaults(model, params, images))
 
     fmt_raw = _str(params, "output_format")
     fmt = None
