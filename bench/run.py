@@ -79,7 +79,12 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
     pipe = (results.get("pipeline") or {}).get("data")
     cold = (results.get("cold_start") or {}).get("data")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    out.append(f"Run {when}{' (--quick: smoke numbers, not for quoting)' if quick else ''}.")
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=str(ROOT), capture_output=True, text=True,
+                             timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        rev = "?"
+    out.append(f"Run {when} at commit {rev}{' (--quick: smoke numbers, not for quoting)' if quick else ''}.")
     v = facts["versions"]
     out.append(f"Machine: {facts['nproc']} cores ({facts['cpu']}), {facts['mem_gib']} GiB, Python {facts['python']}, "
                f"Linux {facts['kernel']}. imagegate {v.get('imagegate')}, fastapi {v.get('fastapi')}, "
