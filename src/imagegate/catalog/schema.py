@@ -96,6 +96,8 @@ class ModelSpec(_Strict):
     size_rule: SizeRule | None = None
     default_size: str | None = None
     allow_auto_size: bool = True
+    #: the upstream picks the size itself on ``auto`` (GPT Image): an open size stays open, whatever default_size says
+    upstream_auto_size: bool = False
     resolutions: list[str] | None = None  # 1K/2K/4K
     aspect_ratios: list[str] | None = None
     default_resolution: str | None = None

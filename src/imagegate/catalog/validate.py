@@ -8,7 +8,7 @@ A request that leaves the size open (no ``size``, ``resolution`` or ``aspect_rat
 rather than its own default:
 
 - with input images, nothing is filled: the output keeps the input's size (an edit's ``auto``);
-- a model whose upstream chooses a size itself on ``auto`` (:data:`UPSTREAM_AUTO`) stays open;
+- a model whose upstream chooses a size itself on ``auto`` (``upstream_auto_size``) stays open;
 - else ``default_size`` when the model declares one, as if the client had sent it;
 - else ``default_resolution`` / ``default_aspect_ratio``, as if the client had sent those.
 """
@@ -25,9 +25,6 @@ from imagegate.providers import sizing
 REGIONS = ("Mainland", "Oversea", "OverseaUSWest")
 RESPONSE_FORMATS = ("url", "b64_json", "b64_ephemeral")
 FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
-#: upstream model families whose ``auto`` size is a choice made from the prompt (OpenAI's GPT Image):
-#: an open size stays open for them, whatever ``default_size`` the catalog shows
-UPSTREAM_AUTO = ("gpt-image",)
 
 
 def _unsupported(param: str, value: Any, allowed: list[str] | tuple[str, ...] | None, model: str) -> GatewayError:
@@ -162,12 +159,6 @@ def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | No
     return w, h, res, raw_ar
 
 
-def upstream_picks_size(model: CatalogModel) -> bool:
-    """True when every deployment's upstream model decides an ``auto`` size by itself."""
-    return bool(model.deployments) and all(
-        d.model.rsplit("/", 1)[-1].startswith(UPSTREAM_AUTO) for d in model.deployments)
-
-
 def size_defaults(model: CatalogModel, params: dict[str, Any], images: list[ImageInput]) -> dict[str, Any]:
     """The size fields to validate: the client's, or the catalog's defaults when it left them open."""
     spec = model.spec
@@ -176,7 +167,7 @@ def size_defaults(model: CatalogModel, params: dict[str, Any], images: list[Imag
                                            and spec.allow_auto_size)
     if not auto or params.get("resolution") not in (None, "") or params.get("aspect_ratio") not in (None, ""):
         return params
-    if images or upstream_picks_size(model):
+    if images or spec.upstream_auto_size:
         return params
     if spec.default_size:
         return {**params, "size": spec.default_size}

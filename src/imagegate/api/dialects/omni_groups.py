@@ -78,11 +78,18 @@ def _size_schema(spec: ModelSpec) -> dict[str, Any] | None:
         if spec.sizes:
             desc += f"; e.g. {', '.join(spec.sizes)}"
         return {"type": "string", "pattern": r"^(auto|\d+x\d+)$", "description": desc,
-                "default": spec.default_size or "auto"}
+                "default": _default_size(spec, "auto")}
     if spec.sizes:
         values = (["auto"] if spec.allow_auto_size else []) + list(spec.sizes)
-        return {**_enum(values, "output size"), "default": spec.default_size or values[0]}
+        return {**_enum(values, "output size"), "default": _default_size(spec, values[0])}
     return None
+
+
+def _default_size(spec: Any, fallback: str) -> str:
+    """What an omitted size becomes (see catalog.validate.size_defaults)."""
+    if spec.upstream_auto_size:
+        return "auto"
+    return spec.default_size or fallback
 
 
 def input_schema(spec: ModelSpec, task_type: str) -> dict[str, Any]:
