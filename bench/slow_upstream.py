@@ -29,6 +29,7 @@ def build_app(port: int, job_seconds: float) -> Any:
     png = flat_png()
     base = f"http://127.0.0.1:{port}"
     jobs: dict[str, float] = {}  # request id -> time it is done
+    fetched: set[str] = set()
     stats = {"submitted": 0, "finished": 0, "in_flight": 0, "peak_in_flight": 0, "polls": 0}
     hdr = [(b"content-type", b"application/json")]
 
@@ -74,7 +75,8 @@ def build_app(port: int, job_seconds: float) -> Any:
                 return await send_json(send, 200, {"status": "COMPLETED", "response_url": url, "logs": []})
             if time.monotonic() < done_at:
                 return await send_json(send, 400, {"detail": "Request is still in progress"})
-            if jobs.pop(rid, None) is not None:
+            if rid not in fetched:  # results stay fetchable (a retried fetch must not 404, as on fal)
+                fetched.add(rid)
                 stats["finished"] += 1
                 stats["in_flight"] -= 1
             return await send_json(send, 200, {"images": [{"url": f"{base}/blob.png", "width": 1024, "height": 1024,
