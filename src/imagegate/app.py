@@ -65,9 +65,11 @@ def build_gateway(settings: Settings) -> Gateway:
     policy = NetworkPolicy(allow_private=settings.allow_private_networks, max_bytes=settings.max_image_bytes,
                            timeout=settings.fetch_timeout, rewrites=dict(settings.url_rewrites))
     fetch_client = httpx.AsyncClient(trust_env=False, headers={"user-agent": "imagegate/0.1"})
+    queue = LocalQueue(engine, settings.workers)
+    engine.position_hint = queue.position
     return Gateway(settings=settings, db=db, catalog=catalog, storage=storage,
                    signer=UrlSigner(settings.secret_key or "", settings.url_ttl_seconds), engine=engine,
-                   queue=LocalQueue(engine, settings.workers), clients=clients, fetch_client=fetch_client,
+                   queue=queue, clients=clients, fetch_client=fetch_client,
                    policy=policy, sandbox=sandbox)
 
 

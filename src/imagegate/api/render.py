@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Any
 
 import orjson
@@ -13,6 +12,7 @@ from imagegate.api.files import output_path
 from imagegate.db.repo import aware, to_usd
 from imagegate.db.tables import Task
 from imagegate.domain import TaskStatus
+from imagegate.media import b64
 
 
 class FastJSON(JSONResponse):
@@ -33,7 +33,7 @@ async def image_items(gw: Any, task: Task, base: str, response_format: str | Non
     if rf in ("b64_json", "b64_ephemeral"):
         fresh = gw.engine.take_handoff(task.id)  # a sync task's bytes, still in memory
         if fresh is not None:
-            encoded = await asyncio.to_thread(lambda: [base64.b64encode(b).decode() for b in fresh])
+            encoded = await asyncio.to_thread(lambda: [b64.encode(b) for b in fresh])
             return [_item({"b64_json": b64}, img) for b64, img in zip(encoded, images)]
     items = []
     for img in images:
@@ -41,8 +41,7 @@ async def image_items(gw: Any, task: Task, base: str, response_format: str | Non
             continue  # b64_ephemeral: nothing was stored
         if rf != "url":
             data = await gw.storage.get(output_path(img["name"]))
-            b64 = await asyncio.to_thread(base64.b64encode, data or b"")
-            items.append(_item({"b64_json": b64.decode()}, img))
+            items.append(_item({"b64_json": await asyncio.to_thread(b64.encode, data or b"")}, img))
         else:
             items.append(_item({"url": gw.signer.url(base, img["name"])}, img))
     return items

@@ -53,6 +53,8 @@ class Engine:
         self.storage = storage
         self.router = router
         self.terminal_hooks: list[TerminalHook] = []
+        #: task id -> tasks ahead of it, from the queue when it knows (see LocalQueue.position)
+        self.position_hint: Callable[[str], int | None] | None = None
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._handoff: OrderedDict[str, list[bytes]] = OrderedDict()
 
@@ -141,10 +143,9 @@ class Engine:
             res = await s.execute(
                 update(Task).where(Task.id == task_id, Task.status.in_(allowed))
                 .values(status=TaskStatus.running.value, started_at=func.coalesce(Task.started_at, utcnow()),
-                        attempts=Task.attempts + 1))
-            if res.rowcount != 1:
-                return None
-            return (await s.execute(select(Task).where(Task.id == task_id))).scalar_one()
+                        attempts=Task.attempts + 1)
+                .returning(Task))
+            return res.scalar_one_or_none()
 
     async def _run(self, task_id: str, resume: bool, claimed: Task | None) -> Task | None:
         task = claimed or await self._claim(task_id, resume)
@@ -354,6 +355,8 @@ class Engine:
     async def queue_position(self, task: Task) -> int | None:
         if task.status != TaskStatus.queued.value:
             return None
+        if self.position_hint is not None and (pos := self.position_hint(task.id)) is not None:
+            return pos  # the in-process queue knows without a COUNT over the task table
         async with self.db.session() as s:
             ahead = await s.execute(select(func.count()).select_from(Task).where(
                 Task.status == TaskStatus.queued.value, Task.seq < task.seq))

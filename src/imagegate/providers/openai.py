@@ -9,7 +9,6 @@ unset (e.g. ``{moderation: low, quality: low}`` for a flat-priced tier).
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import math
 from typing import Any
@@ -19,7 +18,7 @@ import orjson
 from PIL import Image, ImageOps
 
 from imagegate.domain import MIME, ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
-from imagegate.media import codecs
+from imagegate.media import b64, codecs
 from imagegate.providers import sizing
 from imagegate.providers.base import Provider, http_error, register
 
@@ -246,7 +245,7 @@ class OpenAIProvider(Provider):
         for item in payload.get("data") or []:
             revised = item.get("revised_prompt")
             if item.get("b64_json"):
-                data = base64.b64decode(item["b64_json"])
+                data = b64.decode(item["b64_json"])
                 mime = MIME.get(codecs.sniff_format(data) or fmt)
                 images.append(GeneratedImage(data=data, mime=mime, revised_prompt=revised))
             elif item.get("url"):
