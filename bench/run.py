@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import BENCH, PY, RESULTS, ROOT, machine_facts

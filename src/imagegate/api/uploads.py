@@ -15,7 +15,6 @@ image). :class:`UploadSweeper` fails awaiting tasks past their deadline with
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -34,6 +33,7 @@ from imagegate.db.tables import ApiKey, StoredFile, Task, Upload, utcnow
 from imagegate.domain import ErrorCode, GatewayError, ImageInput, TaskStatus
 from imagegate.engine.runner import EXT
 from imagegate.media import fetch
+from imagegate.storage.signing import UrlSigner
 
 log = logging.getLogger("imagegate.uploads")
 CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -54,8 +54,7 @@ class Slot:
 
 
 def _mac(gw: Any, upload_id: str, expires: int) -> str:
-    key = hashlib.sha256(("uploads:" + (gw.settings.secret_key or "")).encode()).digest()
-    return hmac.new(key, f"{upload_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]
+    return UrlSigner(gw.settings.secret_key or "", 0, namespace="uploads").mac(upload_id, expires)
 
 
 def upload_url(gw: Any, base: str, upload: Upload) -> str:

@@ -8,16 +8,18 @@ import time
 
 
 class UrlSigner:
-    def __init__(self, secret: str, ttl: int) -> None:
-        self._key = hashlib.sha256(("files:" + secret).encode()).digest()
+    """One signer per kind of link (``namespace``): a files signature never opens an upload slot."""
+
+    def __init__(self, secret: str, ttl: int, namespace: str = "files") -> None:
+        self._key = hashlib.sha256(f"{namespace}:{secret}".encode()).digest()
         self.ttl = ttl
 
-    def _mac(self, name: str, expires: int) -> str:
+    def mac(self, name: str, expires: int) -> str:
         return hmac.new(self._key, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:40]
 
     def sign(self, name: str, now: float | None = None) -> tuple[int, str]:
         expires = int((now or time.time()) + self.ttl)
-        return expires, self._mac(name, expires)
+        return expires, self.mac(name, expires)
 
     def url(self, base: str, name: str) -> str:
         expires, sig = self.sign(name)
@@ -28,4 +30,4 @@ class UrlSigner:
             return False
         if int(expires) < time.time():
             return False
-        return hmac.compare_digest(self._mac(name, int(expires)), sig)
+        return hmac.compare_digest(self.mac(name, int(expires)), sig)

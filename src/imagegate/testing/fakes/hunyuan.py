@@ -91,12 +91,37 @@ def verify_tc3(request: Request, body: bytes, keys: dict[str, str], service: str
     return None
 
 
-def create_app(state: FakeState) -> FastAPI:
+Handler = Any  # async (params: dict) -> Response
+
+
+def tencent_api(state: FakeState, service: str, version: str, actions: dict[str, Handler]) -> FastAPI:
+    """A Tencent Cloud API 3.0 endpoint: one POST /, TC3-signed, the action named in X-TC-Action."""
     keys = {state.api_key: state.api_key}  # SecretId -> SecretKey
 
-    def verify(request: Request, body: bytes) -> Response | None:
-        return verify_tc3(request, body, keys, "hunyuan")
+    async def endpoint(request: Request) -> Response:
+        if (r := state.scripted(request)) is not None:
+            return r
+        body = await request.body()
+        if (r := verify_tc3(request, body, keys, service)) is not None:
+            return r
+        if request.headers.get("x-tc-version") != version:
+            return _error("InvalidParameterValue", "The X-TC-Version is not supported by this action.")
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return _error("InvalidParameter", "The request body is not valid JSON.")
+        action = request.headers.get("x-tc-action", "")
+        if action not in actions:
+            return _error("InvalidAction", f"The action `{action}` is not found.")
+        return await actions[action](params)
 
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
+                  routes=[Route("/", endpoint, methods=["POST"])])
+    mount_blobs(app, state)
+    return app
+
+
+def create_app(state: FakeState) -> FastAPI:
     def in_flight() -> bool:
         return any(j["status"] in ("1", "2") for j in state.jobs.values())
 
@@ -162,26 +187,5 @@ def create_app(state: FakeState) -> FastAPI:
             out["RevisedPrompt"] = job["revised"]
         return _resp(out)
 
-    async def endpoint(request: Request) -> Response:
-        if (r := state.scripted(request)) is not None:
-            return r
-        body = await request.body()
-        if (r := verify(request, body)) is not None:
-            return r
-        if request.headers.get("x-tc-version") != "2023-09-01":
-            return _error("InvalidParameterValue", "The X-TC-Version is not supported by this action.")
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            return _error("InvalidParameter", "The request body is not valid JSON.")
-        action = request.headers.get("x-tc-action", "")
-        if action == "SubmitHunyuanImageJob":
-            return await submit(params)
-        if action == "QueryHunyuanImageJob":
-            return await query(params)
-        return _error("InvalidAction", f"The action `{action}` is not found.")
-
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
-                  routes=[Route("/", endpoint, methods=["POST"])])
-    mount_blobs(app, state)
-    return app
+    return tencent_api(state, "hunyuan", "2023-09-01",
+                       {"SubmitHunyuanImageJob": submit, "QueryHunyuanImageJob": query})

@@ -116,9 +116,9 @@ def create_app(state: FakeState, *, gateway: bool = False) -> FastAPI:
         try:
             n = int(body.get("n", 1))
         except (TypeError, ValueError):
-            return err(400, f"Invalid type for 'n'.", param="n", code="invalid_type"), fam, (0, 0)
+            return err(400, "Invalid type for 'n'.", param="n", code="invalid_type"), fam, (0, 0)
         if n < 1 or n > 10 or (fam == "dall-e-3" and n != 1):
-            return err(400, f"Invalid 'n': dall-e-3 only supports n=1." if fam == "dall-e-3"
+            return err(400, "Invalid 'n': dall-e-3 only supports n=1." if fam == "dall-e-3"
                        else "Invalid 'n': must be between 1 and 10.", param="n", code="invalid_value"), fam, (0, 0)
         size = str(body.get("size") or ("auto" if gpt else "1024x1024"))
         dims = check_size(fam, size)

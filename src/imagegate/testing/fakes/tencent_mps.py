@@ -26,12 +26,10 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
-from imagegate.testing.fakes.hunyuan import _error, _resp, verify_tc3
+from imagegate.testing.fakes.common import FakeState, trigger
+from imagegate.testing.fakes.hunyuan import _error, _resp, tencent_api
 
 PROVIDER = "tencent_mps"
 TTL = 12 * 3600.0
@@ -40,7 +38,6 @@ PANORAMA = (1920, 960)
 
 
 def create_app(state: FakeState) -> FastAPI:
-    keys = {state.api_key: state.api_key}  # SecretId -> SecretKey
 
     def check(params: dict[str, Any]) -> Response | None:
         model = params.get("ModelName")
@@ -114,26 +111,5 @@ def create_app(state: FakeState) -> FastAPI:
             out["Message"] = job["message"]
         return _resp(out)
 
-    async def endpoint(request: Request) -> Response:
-        if (r := state.scripted(request)) is not None:
-            return r
-        body = await request.body()
-        if (r := verify_tc3(request, body, keys, "mps")) is not None:
-            return r
-        if request.headers.get("x-tc-version") != "2019-06-12":
-            return _error("InvalidParameterValue", "The X-TC-Version is not supported by this action.")
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            return _error("InvalidParameter", "The request body is not valid JSON.")
-        action = request.headers.get("x-tc-action", "")
-        if action == "CreateAigcImageTask":
-            return await create(params)
-        if action == "DescribeAigcImageTask":
-            return await describe(params)
-        return _error("InvalidAction", f"The action `{action}` is not found.")
-
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
-                  routes=[Route("/", endpoint, methods=["POST"])])
-    mount_blobs(app, state)
-    return app
+    return tencent_api(state, "mps", "2019-06-12",
+                       {"CreateAigcImageTask": create, "DescribeAigcImageTask": describe})
