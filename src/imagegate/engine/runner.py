@@ -38,6 +38,7 @@ TerminalHook = Callable[[AsyncSession, Task], Awaitable[None]]
 
 
 HANDOFF_LIMIT = 256
+PROGRESS_EVERY = 1.0  # seconds between two progress writes of one task
 
 
 def _apply(task: Task, values: dict[str, Any]) -> None:
@@ -164,9 +165,15 @@ class Engine:
                         upstream={"deployment": dep.id, "handle": handle}, deployment_id=dep.id,
                         provider=dep.provider))
 
+            last_write = [0.0]
+
             async def on_progress(p: PollResult) -> None:
-                if p.progress is not None and p.progress != task.progress:  # write changes only
-                    task.progress = p.progress
+                # changes only, at most every PROGRESS_EVERY seconds: progress is a hint, writes are not free
+                if p.progress is None or p.progress == task.progress:
+                    return
+                task.progress = p.progress
+                if time.monotonic() - last_write[0] >= PROGRESS_EVERY:
+                    last_write[0] = time.monotonic()
                     async with self.db.session.begin() as s:
                         await s.execute(update(Task).where(Task.id == task_id).values(progress=p.progress))
 

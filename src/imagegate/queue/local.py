@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from imagegate.engine.runner import Engine
 
@@ -21,6 +22,8 @@ class LocalQueue:
         self.concurrency = max(1, concurrency)
         self._queue: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._slots = asyncio.Semaphore(self.concurrency)  # tasks running at once, queued or started directly
+        self._direct: set[asyncio.Task[None]] = set()
         # FIFO tickets: a waiting task's position is its ticket minus the tickets already taken
         self._tickets: dict[str, int] = {}
         self._issued = 0
@@ -40,6 +43,35 @@ class LocalQueue:
     async def enqueue(self, task_id: str) -> None:
         self._put(task_id, False)
 
+    async def reserve(self) -> bool:
+        """Take a run slot now if one is free and nobody waits: the task can then be created
+        already claimed (one write fewer) and handed to :meth:`run_claimed`."""
+        if self._queue.empty() and not self._slots.locked():
+            await self._slots.acquire()  # free: returns without waiting
+            return True
+        return False
+
+    def release(self) -> None:
+        """Give back a reserved slot that was not used (the create failed)."""
+        self._slots.release()
+
+    def run_claimed(self, task: Any) -> None:
+        """Run a task created as running in a slot taken with :meth:`reserve`."""
+        job = asyncio.create_task(self._run_direct(task), name=f"imagegate-task-{task.id}")
+        self._direct.add(job)
+        job.add_done_callback(self._direct.discard)
+
+    async def _run_direct(self, task: Any) -> None:
+        try:
+            await asyncio.create_task(self.engine.run(task.id, claimed=task))
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
+        except Exception:
+            log.exception("run of task %s failed", task.id)
+        finally:
+            self._slots.release()
+
     def _put(self, task_id: str, resume: bool) -> None:
         self._tickets[task_id] = self._issued
         self._issued += 1
@@ -56,7 +88,8 @@ class LocalQueue:
             self._tickets.pop(task_id, None)
             self._taken += 1
             try:
-                await asyncio.create_task(self.engine.run(task_id, resume=resume))
+                async with self._slots:
+                    await asyncio.create_task(self.engine.run(task_id, resume=resume))
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise  # we are being stopped
@@ -70,7 +103,8 @@ class LocalQueue:
         return self._queue.qsize()
 
     async def stop(self) -> None:
-        for w in self._workers:
+        jobs = [*self._workers, *self._direct]
+        for w in jobs:
             w.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*jobs, return_exceptions=True)
         self._workers = []

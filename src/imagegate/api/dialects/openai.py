@@ -198,11 +198,20 @@ def install(app: FastAPI, gw: Any) -> None:
         req = build_request(model, fields, mode=mode, images=images, mask=mask)
         base = gw.base_url(request)
         req.extra["base_url"] = base  # where webhook payloads point their links
-        task = await idempotency.create_bound(gw, claim, lambda s: gw.engine.create(
-            key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url, session=s,
-            start=not is_async))
+        slot = is_async and await gw.queue.reserve()  # a free worker: start at once, no queue hop
+        try:
+            task = await idempotency.create_bound(gw, claim, lambda s: gw.engine.create(
+                key, model, req, dialect="openai", is_async=is_async, callback_url=callback_url, session=s,
+                start=not is_async or slot))
+        except BaseException:
+            if slot:
+                gw.queue.release()
+            raise
         if is_async:
-            await gw.queue.enqueue(task.id)
+            if slot:
+                gw.queue.run_claimed(task)
+            else:
+                await gw.queue.enqueue(task.id)
             wait = prefer_wait(request)
             if wait:
                 await wait_for(gw, task.id, min(wait, 60.0))
