@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 
 from imagegate.providers.base import Deployment
 
 
+class BoundedClient(httpx.AsyncClient):
+    """An httpx client that lets at most ``max_in_flight`` requests into its pool at once.
+
+    httpcore's pool scans every queued request and every connection on each assignment, so
+    thousands of concurrent polls would cost quadratic time; waiting here is O(1) per request.
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int = 128, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = asyncio.Semaphore(max_in_flight)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        async with self._gate:
+            return await super().send(request, **kwargs)
+
+
 class UpstreamClients:
     def __init__(self, sandbox: object | None = None) -> None:
         self.sandbox = sandbox  # imagegate.testing.sandbox.Sandbox when serving --sandbox
-        self._shared = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            timeout=httpx.Timeout(120.0, connect=10.0), trust_env=False,
+        self._shared = BoundedClient(
+            limits=httpx.Limits(max_connections=160, max_keepalive_connections=96),
+            timeout=httpx.Timeout(120.0, connect=10.0), trust_env=False, max_in_flight=128,
         )
         self._fakes: dict[str, httpx.AsyncClient] = {}
 

@@ -10,14 +10,15 @@ from pathlib import Path
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[Path] = set()  # folders known to exist
 
     def _path(self, key: str) -> Path:
-        p = (self.root / key).resolve()
-        if self.root.resolve() not in p.parents:
-            raise ValueError("storage key escapes the root")
-        return p
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"bad storage key {key!r}")  # keys are ours; this guards against misuse
+        return self.root.joinpath(*parts)
 
     def local_path(self, key: str) -> str | None:
         p = self._path(key)
@@ -25,7 +26,9 @@ class LocalStorage:
 
     def _write(self, key: str, data: bytes) -> None:
         p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.parent not in self._dirs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(p.parent)
         tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
