@@ -60,7 +60,10 @@ def serve(
     if config is not None and not config.exists():
         err.print(f"[red]config file {config} does not exist[/red]")
         raise typer.Exit(2)
+    from imagegate.memory import tune_malloc
+
     settings = _settings(data_dir, config=config, sandbox=sandbox or None, workers=workers)
+    tune_malloc(settings.malloc_mmap_threshold)  # before any thread starts
     application = create_app(settings)
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
