@@ -2,111 +2,84 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
 import pytest
-from PIL import Image
 from starlette.responses import JSONResponse
 
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
 from imagegate.providers.base import Deployment, provider_class
 from imagegate.providers.hunyuan import tc3_headers
-from imagegate.testing.sandbox import Sandbox
+
+PROVIDER = "tencent_mps"
+MODEL = "hunyuan-3d-panorama"
 
 
-@pytest.fixture
-def sandbox() -> Sandbox:
-    return Sandbox(delay_ms=0)
+def job(state) -> dict:
+    return next(iter(state.jobs.values()))
 
 
-def make(sandbox: Sandbox, sid: str = "sandbox-key", skey: str = "sandbox-key", **options):
-    dep = Deployment(id="mps-test", provider="tencent_mps", model="hunyuan-3d-panorama",
-                     credentials={"secret_id": sid, "secret_key": skey}, options=options)
-    return provider_class("tencent_mps")(dep, sandbox.client("tencent_mps"))
-
-
-async def run(p, req: ImageRequest, max_polls: int = 10):
-    handle = await p.submit(req)
-    seen = []
-    for _ in range(max_polls):
-        r = await p.poll(handle)
-        seen.append(r)
-        if r.done:
-            return r.result, seen, handle
-    raise AssertionError("never finished")
-
-
-def size(data: bytes) -> tuple[int, int]:
-    return Image.open(io.BytesIO(data)).size
-
-
-def job(sandbox: Sandbox) -> dict:
-    return next(iter(sandbox.state("tencent_mps").jobs.values()))
-
-
-async def test_panorama_scene_wire_format(sandbox):
-    state = sandbox.state("tencent_mps")
+async def test_panorama_scene_wire_format(state, make, kit):
     state.polls_to_finish = 3
     req = ImageRequest(model="m", prompt="一个雪山湖泊的360度全景图", negative_prompt="people")
-    result, seen, handle = await run(make(sandbox), req)
+    result, seen, handle = await kit.trace(make(), req)
     assert [r.done for r in seen] == [False, False, True]
     assert seen[0].queue_position == 0 and seen[1].progress == 50
-    params = job(sandbox)["params"]
+    params = job(state)["params"]
     assert params == {"ModelName": "Hunyuan", "SceneType": "3d_panorama", "Prompt": "一个雪山湖泊的360度全景图",
                       "EnhancePrompt": False, "OutputImageCount": 1, "NegativePrompt": "people"}
     assert handle["task_id"].startswith("4-AigcImage-")
-    w, h = size(result.images[0].data)
+    w, h = kit.size_of(result.images[0].data)
     assert w == 2 * h
     assert state.calls["submit"] == 1
 
 
-async def test_scaled_to_the_requested_2_1_size(sandbox):
-    result, _, _ = await run(make(sandbox), ImageRequest(model="m", prompt="x", width=1440, height=720))
-    assert size(result.images[0].data) == (1440, 720)
+async def test_scaled_to_the_requested_2_1_size(make, kit):
+    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="x", width=1440, height=720))
+    assert kit.size_of(result.images[0].data) == (1440, 720)
 
 
-async def test_non_2_1_upstream_output_is_cropped(sandbox, monkeypatch):
+async def test_non_2_1_upstream_output_is_cropped(make, kit, monkeypatch):
     import imagegate.testing.fakes.tencent_mps as fake
 
     monkeypatch.setattr(fake, "PANORAMA", (1600, 900))
-    result, _, _ = await run(make(sandbox), ImageRequest(model="m", prompt="x"))
-    assert size(result.images[0].data) == (1600, 800)
+    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="x"))
+    assert kit.size_of(result.images[0].data) == (1600, 800)
 
 
-async def test_options_version_and_additional_parameters(sandbox):
-    p = make(sandbox, model_version="3.0", enhance_prompt=True, additional_parameters={"size": "1440x720"})
+async def test_options_version_and_additional_parameters(state, make):
+    p = make(model_version="3.0", enhance_prompt=True, additional_parameters={"size": "1440x720"})
     await p.submit(ImageRequest(model="m", prompt="x"))
-    params = job(sandbox)["params"]
+    params = job(state)["params"]
     assert params["ModelVersion"] == "3.0" and params["EnhancePrompt"] is True
     assert json.loads(params["AdditionalParameters"]) == {"size": "1440x720"}
 
 
-async def test_failed_task(sandbox):
+async def test_failed_task(make, kit):
     with pytest.raises(UpstreamError) as ei:
-        await run(make(sandbox), ImageRequest(model="m", prompt="x [sandbox:error]"))
+        await kit.trace(make(), ImageRequest(model="m", prompt="x [sandbox:error]"))
     assert ei.value.code == ErrorCode.upstream_error and "internal error" in ei.value.message
 
 
 @pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
                                        ("rate-limit", ErrorCode.upstream_rate_limited)])
-async def test_submit_triggers(sandbox, trig, code):
+async def test_submit_triggers(state, make, trig, code):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox).submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
+        await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
     assert ei.value.code == code
-    assert sandbox.state("tencent_mps").calls["submit"] == 0
+    assert state.calls["submit"] == 0
 
 
-async def test_wrong_scene_for_model_is_bad_request(sandbox):
+async def test_wrong_scene_for_model_is_bad_request(make):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox, model_name="Qwen").submit(ImageRequest(model="m", prompt="x"))
+        await make(model_name="Qwen").submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_bad_request
 
 
-async def test_bad_signature_and_wrong_service(sandbox):
+async def test_bad_signature_and_wrong_service(sandbox, make):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox, skey="wrong").submit(ImageRequest(model="m", prompt="x"))
+        await make(credentials={"secret_key": "wrong"}).submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_auth and "SignatureFailure" in ei.value.message
     # a request signed for the hunyuan service does not pass at MPS
     hy = provider_class("hunyuan")(Deployment(id="hy", provider="hunyuan", model="m",
@@ -118,20 +91,20 @@ async def test_bad_signature_and_wrong_service(sandbox):
     assert ei.value.code == ErrorCode.upstream_auth
 
 
-async def test_unknown_task(sandbox):
+async def test_unknown_task(make):
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox).poll({"task_id": "4-AigcImage-nope", "size": None})
+        await make().poll({"task_id": "4-AigcImage-nope", "size": None})
     assert ei.value.code == ErrorCode.upstream_error and "ResourceNotFound" in ei.value.message
 
 
 @pytest.mark.parametrize("code,expect", [("UnauthorizedOperation", ErrorCode.upstream_auth),
                                         ("RequestLimitExceeded.UinLimitExceeded", ErrorCode.upstream_rate_limited),
                                         ("InternalError", ErrorCode.upstream_error)])
-async def test_scripted_common_errors(sandbox, code, expect):
-    sandbox.state("tencent_mps").script.append(lambda req: JSONResponse(
+async def test_scripted_common_errors(state, make, code, expect):
+    state.script.append(lambda req: JSONResponse(
         {"Response": {"Error": {"Code": code, "Message": "m"}, "RequestId": "r"}}))
     with pytest.raises(UpstreamError) as ei:
-        await make(sandbox).submit(ImageRequest(model="m", prompt="x"))
+        await make().submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == expect
 
 
