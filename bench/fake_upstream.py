@@ -17,6 +17,8 @@ import random
 import time
 from typing import Any
 
+from bench.asgi import lifespan, read_body, send_bytes
+
 SEED = 1234
 
 
@@ -45,28 +47,9 @@ def build_app(png: bytes, port: int) -> Any:
     counters = {"requests": 0}
     json_hdr = [(b"content-type", b"application/json")]
 
-    async def read_body(receive: Any) -> bytes:
-        chunks = []
-        while True:
-            msg = await receive()
-            chunks.append(msg.get("body", b""))
-            if not msg.get("more_body"):
-                return b"".join(chunks)
-
-    async def send_bytes(send: Any, status: int, data: bytes, headers: list) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": headers + [(b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})
-
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await lifespan(receive, send)
         path, method = scope["path"], scope["method"]
         if method == "POST" and path.endswith("/images/generations"):
             counters["requests"] += 1

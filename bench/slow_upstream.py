@@ -16,6 +16,8 @@ import secrets
 import time
 from typing import Any
 
+from bench.asgi import lifespan, read_body, send_bytes
+
 
 def flat_png(size: int = 1024) -> bytes:
     from PIL import Image
@@ -35,27 +37,11 @@ def build_app(port: int, job_seconds: float) -> Any:
 
     async def send_json(send: Any, status: int, obj: Any, ctype: list | None = None) -> None:
         data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": (ctype or hdr) + [(b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})
-
-    async def drain(receive: Any) -> bytes:
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                return body
+        await send_bytes(send, status, data, ctype or hdr)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await lifespan(receive, send)
         path, method = scope["path"], scope["method"]
         if method == "GET" and path == "/stats":
             return await send_json(send, 200, stats)
@@ -83,7 +69,7 @@ def build_app(port: int, job_seconds: float) -> Any:
                                                            "content_type": "image/png"}],
                                                "seed": 42, "has_nsfw_concepts": [False]})
         if method == "POST":
-            body = await drain(receive)
+            body = await read_body(receive)
             try:
                 inp = json.loads(body or b"{}")
             except ValueError:
