@@ -5,14 +5,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= .imagegate
 
-.PHONY: install serve sandbox key test bench clean
+.PHONY: install serve sandbox key test check bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	touch $@
 
 # Serve on the embedded default (SQLite + local disk + the built-in test model).
@@ -31,6 +31,14 @@ key: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The bar CI enforces: formatting, lint, strict typing, the layering contract, size limits.
+check: install
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_sizes.py src/imagegate
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -88,7 +88,7 @@ async def test_sandbox_serves_every_model(model_id: str) -> None:
 
     out = await router.run(model, req, on_submit=noop, on_progress=noop)
     if any(i.data is None for i in out.result.images):
-        out.result.images = await router.provider(out.deployment).download_all(out.result.images)
+        out.result.images = await router.provider(model, out.deployment).download_all(out.result.images)
     assert len(out.result.images) >= 1
     img = Image.open(io.BytesIO(out.result.images[0].data))
     img.load()

@@ -13,7 +13,7 @@ from imagegate.catalog import Catalog, CatalogModel, builtin_specs
 from imagegate.catalog.schema import ModelSpec
 from imagegate.catalog.validate import build_request
 from imagegate.domain import GatewayError, ImageInput
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 
 CATALOG = Catalog.load(env={})
 

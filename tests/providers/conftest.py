@@ -11,6 +11,8 @@ from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from imagegate.catalog import builtin_specs
+from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ImageInput, ImageRequest
 from imagegate.media import synth
 from imagegate.providers.base import Deployment, PollResult, Provider, provider_class
@@ -32,7 +34,7 @@ class Wired:
         creds = {n: key for n in provider_class(provider).credential_names}
         creds.update(credentials or {})
         deployment = Deployment(id=f"{provider}-test", provider=provider, model=model, credentials=creds, **dep)
-        self.adapter: Provider = provider_class(provider)(deployment, self.client)
+        self.adapter: Provider = provider_class(provider)(deployment, spec_for(provider, model), self.client)
 
     async def run(self, req: ImageRequest, max_polls: int = 50) -> Any:
         """generate() for sync adapters; submit() + poll() until done for poll adapters."""
@@ -40,6 +42,18 @@ class Wired:
             return await self.adapter.generate(req)
         result, _, _ = await trace(self.adapter, req, max_polls)
         return result
+
+
+def spec_for(provider: str, model: str) -> ModelSpec:
+    """The catalog model a deployment of ``provider`` serving upstream ``model`` belongs to.
+
+    An upstream model the catalog does not list gets the first catalog model of that provider.
+    """
+    specs = builtin_specs()
+    for spec in specs:
+        if any(d.provider == provider and d.model == model for d in spec.deployments):
+            return spec
+    return next(s for s in specs if any(d.provider == provider for d in s.deployments))
 
 
 async def trace(adapter: Provider, req: ImageRequest, max_polls: int = 10) -> tuple[Any, list[PollResult], dict]:

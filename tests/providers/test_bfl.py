@@ -35,7 +35,7 @@ async def test_handle_survives_a_new_adapter_instance(wire, kit):
     """A restarted runner resumes polling from the stored handle without submitting again."""
     w = wire("bfl", "flux-2-pro")
     handle = await w.adapter.submit(ImageRequest(model="m", prompt="p", n=2))
-    fresh = type(w.adapter)(w.adapter.deployment, w.client)
+    fresh = type(w.adapter)(w.adapter.deployment, w.adapter.spec, w.client)
     result, seen, _ = await kit.follow(fresh, handle, max_polls=5)
     assert seen[-1].done and len(result.images) == 2
     assert w.state.calls["submit"] == 2

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
 from imagegate.providers.base import Deployment, provider_class
+from tests.providers.conftest import spec_for
 from imagegate.providers.hunyuan import tc3_headers
 
 PROVIDER = "tencent_mps"
@@ -85,7 +86,7 @@ async def test_bad_signature_and_wrong_service(sandbox, make):
     hy = provider_class("hunyuan")(Deployment(id="hy", provider="hunyuan", model="m",
                                               base_url="https://mps.tencentcloudapi.com",
                                               credentials={"secret_id": "sandbox-key", "secret_key": "sandbox-key"}),
-                                   sandbox.client("tencent_mps"))
+                                   spec_for("hunyuan", "m"), sandbox.client("tencent_mps"))
     with pytest.raises(UpstreamError) as ei:
         await hy.submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_auth

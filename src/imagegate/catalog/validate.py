@@ -20,7 +20,7 @@ from typing import Any
 from imagegate.catalog import CatalogModel
 from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 
 REGIONS = ("Mainland", "Oversea", "OverseaUSWest")
 RESPONSE_FORMATS = ("url", "b64_json", "b64_ephemeral")

@@ -99,8 +99,8 @@ class Router:
             self._limits[dep.id] = asyncio.Semaphore(dep.max_concurrency)
         return self._limits[dep.id]
 
-    def provider(self, dep: Deployment) -> Provider:
-        return provider_class(dep.provider)(dep, self.clients.client_for(dep))
+    def provider(self, model: CatalogModel, dep: Deployment) -> Provider:
+        return provider_class(dep.provider)(dep, model.spec, self.clients.client_for(dep))
 
     def plan(self, model: CatalogModel, req: ImageRequest) -> list[Deployment]:
         """Ready deployments in catalog order; the client's region first; weights shuffle equals."""
@@ -117,7 +117,7 @@ class Router:
         if resume is not None:
             dep = next((d for d in model.deployments if d.id == resume[0]), None)
             if dep is not None:
-                result = await self._poll_until_done(self.provider(dep), dep, resume[1], on_progress, on_submit)
+                result = await self._poll_until_done(self.provider(model, dep), dep, resume[1], on_progress, on_submit)
                 return RouteOutcome(result, dep, attempts)
         plan = self.plan(model, req)
         if not plan:
@@ -130,7 +130,7 @@ class Router:
                 last = last or UpstreamError(ErrorCode.upstream_unavailable, f"{dep.id}: circuit open")
                 continue
             try:
-                result = await self._run_one(dep, req, on_submit, on_progress, attempts)
+                result = await self._run_one(model, dep, req, on_submit, on_progress, attempts)
             except UpstreamError as exc:
                 last = exc
                 if exc.may_fall_back:
@@ -147,9 +147,9 @@ class Router:
         assert last is not None
         raise last
 
-    async def _run_one(self, dep: Deployment, req: ImageRequest, on_submit: OnSubmit, on_progress: OnProgress,
+    async def _run_one(self, model: CatalogModel, dep: Deployment, req: ImageRequest, on_submit: OnSubmit, on_progress: OnProgress,
                        attempts: list[dict[str, Any]]) -> ProviderResult:
-        provider = self.provider(dep)
+        provider = self.provider(model, dep)
         limit = self._limit(dep)
         if limit is not None:
             await limit.acquire()

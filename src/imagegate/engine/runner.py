@@ -182,7 +182,7 @@ class Engine:
                 model, req, on_submit=on_submit, on_progress=on_progress,
                 resume=(up["deployment"], up["handle"]) if up else None)
             if any(i.data is None for i in outcome.result.images):
-                outcome.result.images = await self.router.provider(outcome.deployment).download_all(
+                outcome.result.images = await self.router.provider(model, outcome.deployment).download_all(
                     outcome.result.images)
             images, rows = await self._store_outputs(task, req, outcome.result)
         except (UpstreamError, GatewayError) as exc:
@@ -347,7 +347,7 @@ class Engine:
         if dep is None:
             return
         try:
-            await self.router.provider(dep).cancel(task.upstream["handle"])
+            await self.router.provider(model, dep).cancel(task.upstream["handle"])
         except Exception:  # best effort: the task is canceled on our side whatever the upstream says
             log.warning("upstream cancel failed for %s", task.id, exc_info=True)
 

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import Provider, http_error, register
 
 MAX_TOTAL = 15  # reference images + generated images per request

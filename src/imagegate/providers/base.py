@@ -21,30 +21,9 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
+from imagegate.catalog import Deployment
+from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-
-
-@dataclass(slots=True)
-class Deployment:
-    """One upstream place that can serve a catalog model (resolved from the catalog + env)."""
-
-    id: str
-    provider: str
-    model: str  # the upstream's own model id
-    base_url: str | None = None
-    credentials: dict[str, str] = field(default_factory=dict)
-    region: str | None = None
-    weight: int = 1
-    max_concurrency: int | None = None
-    timeout: float = 120.0
-    poll_interval: float = 2.0
-    options: dict[str, Any] = field(default_factory=dict)
-    price: Any = None  # catalog.Price | None: overrides the model's price when set
-    missing: list[str] = field(default_factory=list)  # env vars lacking: not ready
-
-    @property
-    def ready(self) -> bool:
-        return not self.missing
 
 
 @dataclass(slots=True)
@@ -69,8 +48,9 @@ class Provider:
     #: whether the provider can cancel a submitted job
     can_cancel: ClassVar[bool] = False
 
-    def __init__(self, deployment: Deployment, http: httpx.AsyncClient) -> None:
+    def __init__(self, deployment: Deployment, spec: ModelSpec, http: httpx.AsyncClient) -> None:
         self.deployment = deployment
+        self.spec = spec  # the catalog model this deployment serves: its capabilities are the adapter's rules
         self.http = http
 
     @property
@@ -191,6 +171,6 @@ def load_all() -> None:
     import imagegate.providers as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name not in ("base", "sizing"):
+        if mod.name not in ("base",):
             importlib.import_module(f"imagegate.providers.{mod.name}")
     _loaded = True

@@ -21,7 +21,7 @@ import httpx
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import codecs
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import PollResult, Provider, http_error, register
 
 RATIOS = ["21:9", "16:9", "3:2", "4:3", "1:1", "3:4", "2:3", "9:16", "9:21"]

@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import PollResult, Provider, http_error, register
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
 from imagegate.providers.base import PollResult, Provider, http_error, register
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 
 #: fal's named sizes for FLUX endpoints (image_size presets)
 PRESETS = {

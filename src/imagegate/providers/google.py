@@ -21,7 +21,7 @@ import httpx
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import codecs
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import Provider, http_error, register
 
 GEMINI_RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]

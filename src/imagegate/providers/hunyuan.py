@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import codecs
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import PollResult, Provider, register
 
 VERSION = "2023-09-01"

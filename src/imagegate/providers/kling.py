@@ -19,7 +19,7 @@ import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import PollResult, Provider, http_error, register
 
 RATIOS = ["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from imagegate.domain import MIME, ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import b64, codecs
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import Provider, http_error, register
 
 GPT_IMAGE_SIZES = ["1024x1024", "1536x1024", "1024x1536"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from imagegate.domain import ImageRequest
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import register
 from imagegate.providers.openai import OpenAIProvider, alpha_mask, wanted_dims, with_defaults
 

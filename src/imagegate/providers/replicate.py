@@ -23,7 +23,7 @@ import httpx
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import codecs
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import PollResult, Provider, http_error, register
 
 RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]

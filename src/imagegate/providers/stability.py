@@ -20,7 +20,7 @@ import httpx
 
 from imagegate.domain import MIME, ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import codecs
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.providers.base import Provider, http_error, register
 
 ASPECT_RATIOS = ["21:9", "16:9", "3:2", "5:4", "1:1", "4:5", "2:3", "9:16", "9:21"]

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from imagegate.providers.sizing import parse_size
+from imagegate.catalog.sizing import parse_size
 from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
 
 PROVIDER = "ark"

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagegate.media import synth
-from imagegate.providers import sizing
+from imagegate.catalog import sizing
 from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
 
 PROVIDER = "google"

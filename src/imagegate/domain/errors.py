@@ -1,33 +1,14 @@
-"""The canonical request, result and error types every part of imagegate speaks.
+"""Errors a client or an upstream can cause, each with a stable code and one HTTP status.
 
-Dialects parse into :class:`ImageRequest`; providers receive one; the runner turns
-what providers return into stored :class:`Image` rows of a :class:`Task`.
+``GatewayError`` is what a client sees (dialects render it in their own envelope);
+``UpstreamError`` is what an adapter raises, and carries what the router needs to decide
+whether to retry or fall back.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
-Mode = Literal["generate", "edit"]
-ResponseFormat = Literal["url", "b64_json", "b64_ephemeral"]
-OutputFormat = Literal["png", "jpeg", "webp"]
-
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-
-
-class TaskStatus(str, enum.Enum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    canceled = "canceled"
-    awaiting_upload = "awaiting_upload"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.canceled)
+from typing import Any
 
 
 class ErrorCode(str, enum.Enum):
@@ -167,85 +148,3 @@ class UpstreamError(Exception):
         return GatewayError(self.code, self.message, param=self.param, retry_after=self.retry_after)
 
 
-@dataclass(slots=True)
-class ImageInput:
-    """An input image, already fetched and checked to decode."""
-
-    data: bytes
-    mime: str
-    width: int
-    height: int
-    source: str = "inline"  # "upload", "url", "data-uri", "base64", "upload-slot"
-    url: str | None = None  # original URL when the client passed one
-
-
-@dataclass(slots=True)
-class ImageRequest:
-    """What the client asked for, in imagegate's own terms, validated against the catalog."""
-
-    model: str
-    prompt: str = ""
-    mode: Mode = "generate"
-    n: int = 1
-    width: int | None = None  # None: the model's default ("auto")
-    height: int | None = None
-    resolution: str | None = None  # 1K / 2K / 4K as asked
-    aspect_ratio: str | None = None
-    quality: str | None = None
-    style: str | None = None
-    background: str | None = None
-    moderation: str | None = None
-    input_fidelity: str | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    response_format: ResponseFormat = "url"
-    output_format: OutputFormat = "png"
-    output_compression: int | None = None
-    user: str | None = None
-    input_region: str | None = None
-    images: list[ImageInput] = field(default_factory=list)
-    mask: ImageInput | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # dialect-specific bits worth recording
-
-    @property
-    def size(self) -> str | None:
-        return f"{self.width}x{self.height}" if self.width and self.height else None
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-safe summary (no image bytes) stored on the task."""
-        out = {
-            k: getattr(self, k)
-            for k in (
-                "model", "prompt", "mode", "n", "width", "height", "resolution", "aspect_ratio",
-                "quality", "style", "background", "moderation", "input_fidelity", "seed",
-                "negative_prompt", "response_format", "output_format", "output_compression",
-                "user", "input_region",
-            )
-            if getattr(self, k) is not None
-        }
-        out["images"] = [
-            {"source": i.source, "url": i.url, "mime": i.mime, "width": i.width, "height": i.height}
-            for i in self.images
-        ]
-        if self.mask is not None:
-            out["mask"] = {"source": self.mask.source, "width": self.mask.width, "height": self.mask.height}
-        if self.extra:
-            out["extra"] = self.extra
-        return out
-
-
-@dataclass(slots=True)
-class GeneratedImage:
-    """One image as a provider produced it: bytes, or a URL we must download before it expires."""
-
-    data: bytes | None = None
-    url: str | None = None
-    mime: str | None = None
-    revised_prompt: str | None = None
-
-
-@dataclass(slots=True)
-class ProviderResult:
-    images: list[GeneratedImage]
-    usage: dict[str, Any] | None = None
-    revised_prompt: str | None = None
