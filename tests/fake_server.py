@@ -2,7 +2,7 @@
 
     python -m tests.fake_server PROVIDER PORT
 
-Serves ``imagegate.testing.fakes.<provider>`` with uvicorn, plus control routes:
+Serves the provider's fake (``imagegate.testing.fakes.common.FAKES``) with uvicorn, plus control routes:
 
 - ``GET /_ctl/stats``   -> ``{"calls": {...}, "waiting": n, "gate": "open"|"closed"}``
 - ``POST /_ctl/config`` ``{"polls_to_finish"?, "delay_ms"?, "gate"?: "open"|"closed"}``
@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Any
 
 import uvicorn
+from starlette.types import Message, Receive, Scope, Send
 
 from imagegate.testing.fakes.common import create_fake
 
@@ -32,7 +32,7 @@ class Controlled:
         self.opened.set()
         self.waiting = 0
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if scope["path"].startswith("/_ctl/"):
@@ -44,7 +44,7 @@ class Controlled:
             receive = _replay(body, receive)
         return await self.app(scope, receive, send)
 
-    async def _body(self, receive: Any) -> bytes | None:
+    async def _body(self, receive: Receive) -> bytes | None:
         chunks = []
         while True:
             msg = await receive()
@@ -54,7 +54,7 @@ class Controlled:
             if not msg.get("more_body"):
                 return b"".join(chunks)
 
-    async def _hold(self, receive: Any) -> bool:
+    async def _hold(self, receive: Receive) -> bool:
         self.waiting += 1
         try:
             gone = asyncio.ensure_future(receive())
@@ -68,7 +68,7 @@ class Controlled:
         finally:
             self.waiting -= 1
 
-    async def control(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def control(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/_ctl/config" and scope["method"] == "POST":
             cfg = json.loads(await self._body(receive) or b"{}")
             for name in ("polls_to_finish", "delay_ms"):
@@ -78,18 +78,27 @@ class Controlled:
                 self.opened.set()
             elif cfg.get("gate") == "closed":
                 self.opened.clear()
-        out = {"calls": dict(self.state.calls), "waiting": self.waiting, "jobs": len(self.state.jobs),
-               "gate": "open" if self.opened.is_set() else "closed"}
+        out = {
+            "calls": dict(self.state.calls),
+            "waiting": self.waiting,
+            "jobs": len(self.state.jobs),
+            "gate": "open" if self.opened.is_set() else "closed",
+        }
         raw = json.dumps(out).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
 
-def _replay(body: bytes, receive: Any) -> Any:
+def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
-    async def again() -> dict[str, Any]:
+    async def again() -> Message:
         nonlocal sent
         if not sent:
             sent = True

@@ -7,8 +7,9 @@ client's transport hands each request to the fake's ASGI app instead of the netw
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
 
-from imagegate.testing.fakes.common import FakeState, create_fake
+from imagegate.testing.fakes.common import FAKES, FakeState, create_fake
 
 
 class Sandbox:
@@ -16,9 +17,13 @@ class Sandbox:
 
     def __init__(self, delay_ms: int | None = None) -> None:
         self.delay_ms = delay_ms
-        self.apps: dict[str, tuple[object, FakeState]] = {}
+        self.apps: dict[str, tuple[FastAPI, FakeState]] = {}
 
-    def fake(self, provider: str) -> tuple[object, FakeState]:
+    def has_fake(self, provider: str) -> bool:
+        """Whether calls to ``provider`` go to a fake; those without one (``builtin``) run as they are."""
+        return provider in FAKES
+
+    def fake(self, provider: str) -> tuple[FastAPI, FakeState]:
         if provider not in self.apps:
             state = FakeState()
             if self.delay_ms is not None:
@@ -29,6 +34,5 @@ class Sandbox:
     def state(self, provider: str) -> FakeState:
         return self.fake(provider)[1]
 
-    def client(self, provider: str, **kw: object) -> httpx.AsyncClient:
-        app, _ = self.fake(provider)
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), **kw)  # type: ignore[arg-type]
+    def client(self, provider: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.fake(provider)[0]))

@@ -15,24 +15,33 @@ import binascii
 import time
 import uuid
 import warnings
+from functools import partial
 from typing import Any
 
 import jwt
-from jwt.warnings import InsecureKeyLengthWarning
 from fastapi import FastAPI
+from jwt.warnings import InsecureKeyLengthWarning
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
+from imagegate.testing.fakes.server import Endpoint, fake_app
+from imagegate.testing.fakes.state import FakeState, Job, trigger
 
 PROVIDER = "kling"
 TTL = 30 * 86400.0
 GEN_MODELS = {"kling-v1", "kling-v1-5", "kling-v2", "kling-v2-new", "kling-v2-1", "kling-v3"}
 OMNI_MODELS = {"kling-image-o1", "kling-v3-omni"}
 # output pixels at 1k per aspect ratio (2k doubles, 4k quadruples each side)
-DIMS_1K = {"1:1": (1024, 1024), "16:9": (1360, 768), "9:16": (768, 1360), "4:3": (1168, 880),
-           "3:4": (880, 1168), "3:2": (1248, 832), "2:3": (832, 1248), "21:9": (1552, 656)}
+DIMS_1K = {
+    "1:1": (1024, 1024),
+    "16:9": (1360, 768),
+    "9:16": (768, 1360),
+    "4:3": (1168, 880),
+    "3:4": (880, 1168),
+    "3:2": (1248, 832),
+    "2:3": (832, 1248),
+    "21:9": (1552, 656),
+}
 SCALE = {"1k": 1, "2k": 2, "4k": 4}
 
 
@@ -61,126 +70,143 @@ def _valid_image(ref: Any) -> str | None:
     return None
 
 
-def create_app(state: FakeState) -> FastAPI:
+async def jwt_auth(request: Request, state: FakeState) -> Response | None:
+    """Kling's HS256 token: signed with the secret key of the access key named in ``iss``."""
+    header = request.headers.get("authorization", "")
+    if not header:
+        return _env(1001, "Authorization is empty", status=401)
+    if not header.startswith("Bearer "):
+        return _env(1002, "Authorization is invalid", status=401)
     secrets_by_ak = {state.api_key: state.api_key}  # access key -> secret key
-
-    def auth(request: Request) -> Response | None:
-        header = request.headers.get("authorization", "")
-        if not header:
-            return _env(1001, "Authorization is empty", status=401)
-        if not header.startswith("Bearer "):
+    with warnings.catch_warnings():  # sandbox secrets are short on purpose
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        try:
+            iss = jwt.decode(header[7:], options={"verify_signature": False}).get("iss")
+            sk = secrets_by_ak.get(iss or "")
+            if sk is None:
+                return _env(1000, "Authentication failed: access key not found", status=401)
+            jwt.decode(header[7:], sk, algorithms=["HS256"], options={"require": ["iss", "exp", "nbf"]})
+        except jwt.ExpiredSignatureError:
+            return _env(1004, "Authorization has expired", status=401)
+        except jwt.ImmatureSignatureError:
+            return _env(1003, "Authorization is not yet valid", status=401)
+        except jwt.PyJWTError:
             return _env(1002, "Authorization is invalid", status=401)
-        token = header[7:]
-        with warnings.catch_warnings():  # sandbox secrets are short on purpose
-            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
-            try:
-                iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
-                sk = secrets_by_ak.get(iss or "")
-                if sk is None:
-                    return _env(1000, "Authentication failed: access key not found", status=401)
-                jwt.decode(token, sk, algorithms=["HS256"], options={"require": ["iss", "exp", "nbf"]})
-            except jwt.ExpiredSignatureError:
-                return _env(1004, "Authorization has expired", status=401)
-            except jwt.ImmatureSignatureError:
-                return _env(1003, "Authorization is not yet valid", status=401)
-            except jwt.PyJWTError:
-                return _env(1002, "Authorization is invalid", status=401)
-        return None
+    return None
 
-    def check(body: dict[str, Any], omni: bool) -> JSONResponse | tuple[int, int, int]:
-        model = body.get("model_name", "kling-image-o1" if omni else "kling-v1")
-        if model not in (OMNI_MODELS if omni else GEN_MODELS):
-            return _bad(f"model_name is invalid: {model}")
-        if not body.get("prompt"):
-            return _bad("prompt is required")
-        res = body.get("resolution", "1k")
-        allowed = {"1k", "2k", "4k"} if model == "kling-v3-omni" else {"1k", "2k"}
-        if res not in allowed:
-            return _bad(f"resolution is invalid: {res}")
-        ratio = body.get("aspect_ratio", "16:9")
-        if ratio not in DIMS_1K:
-            return _bad(f"aspect_ratio is invalid: {ratio}")
-        n = body.get("n", 1)
-        if not isinstance(n, int) or not 1 <= n <= 9:
-            return _bad("n must be in [1, 9]")
-        refs = [i.get("image") if isinstance(i, dict) else None for i in body.get("image_list") or []] if omni \
-            else ([body["image"]] if "image" in body else [])
-        for ref in refs:
-            if (problem := _valid_image(ref)) is not None:
-                return _bad(problem)
-        w, h = DIMS_1K[ratio]
-        return w * SCALE[res], h * SCALE[res], n
 
-    def create(omni: bool):
-        async def handler(request: Request) -> Response:
-            if (r := state.scripted(request)) is not None:
-                return r
-            if (r := auth(request)) is not None:
-                return r
-            try:
-                body = await request.json()
-            except ValueError:
-                return _env(1200, "Invalid request parameters", status=400)
-            checked = check(body, omni)
-            if isinstance(checked, JSONResponse):
-                return checked
-            t = trigger(body["prompt"])
-            if t == "moderated":
-                return _env(1301, "Trigger the content security policy", status=400)
-            if t == "rate-limit":
-                return _env(1302, "API request too fast, please slow down", status=429)
-            state.calls["submit"] += 1
-            now = int(time.time() * 1000)
-            task_id = str(uuid.uuid4().int)[:18]
-            state.jobs[task_id] = {"omni": omni, "body": body, "dims": checked, "polls": 0,
-                                   "status": "submitted", "created_at": now, "updated_at": now}
-            return _env(0, "SUCCEED", {"task_id": task_id, "task_status": "submitted",
-                                       "task_info": {"external_task_id": body.get("external_task_id", "")},
-                                       "created_at": now, "updated_at": now})
-        return handler
+def check(body: dict[str, Any], omni: bool) -> JSONResponse | tuple[int, int, int]:
+    model = body.get("model_name", "kling-image-o1" if omni else "kling-v1")
+    if model not in (OMNI_MODELS if omni else GEN_MODELS):
+        return _bad(f"model_name is invalid: {model}")
+    if not body.get("prompt"):
+        return _bad("prompt is required")
+    res = body.get("resolution", "1k")
+    if res not in ({"1k", "2k", "4k"} if model == "kling-v3-omni" else {"1k", "2k"}):
+        return _bad(f"resolution is invalid: {res}")
+    ratio = body.get("aspect_ratio", "16:9")
+    if ratio not in DIMS_1K:
+        return _bad(f"aspect_ratio is invalid: {ratio}")
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 9:
+        return _bad("n must be in [1, 9]")
+    refs = (
+        [i.get("image") if isinstance(i, dict) else None for i in body.get("image_list") or []]
+        if omni
+        else ([body["image"]] if "image" in body else [])
+    )
+    for ref in refs:
+        if (problem := _valid_image(ref)) is not None:
+            return _bad(problem)
+    w, h = DIMS_1K[ratio]
+    return w * SCALE[res], h * SCALE[res], n
 
-    async def finish(job: dict[str, Any]) -> None:
-        w, h, n = job["dims"]
-        prompt = job["body"]["prompt"]
-        if trigger(prompt) == "error":
-            job["status"], job["msg"] = "failed", "Internal server error, please try again later"
-            return
-        await state.work(n)
-        job["images"] = [{"index": i, "url": state.public_base + state.store(
-            state.image(prompt, w, h, "png", index=i), "image/png", ttl=TTL)} for i in range(n)]
-        job["status"] = "succeed"
 
-    def query(omni: bool):
-        async def handler(request: Request) -> Response:
-            if (r := state.scripted(request)) is not None:
-                return r
-            if (r := auth(request)) is not None:
-                return r
-            state.calls["poll"] += 1
-            job = state.jobs.get(request.path_params["task_id"])
-            if job is None or job["omni"] != omni:
-                return _env(1203, "The requested resource does not exist", status=404)
-            if job["status"] in ("submitted", "processing"):
-                job["polls"] += 1
-                job["updated_at"] = int(time.time() * 1000)
-                if job["polls"] >= state.polls_to_finish:
-                    await finish(job)
-                elif job["polls"] > 1:
-                    job["status"] = "processing"
-            data: dict[str, Any] = {"task_id": request.path_params["task_id"], "task_status": job["status"],
-                                    "task_status_msg": job.get("msg", ""), "created_at": job["created_at"],
-                                    "updated_at": job["updated_at"], "task_info": {}}
-            if job["status"] == "succeed":
-                data["task_result"] = {"images": job["images"]}
-                data["final_unit_deduction"] = str(len(job["images"]))
-            return _env(0, "SUCCEED", data)
-        return handler
+async def create(request: Request, state: FakeState, *, omni: bool) -> Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return _env(1200, "Invalid request parameters", status=400)
+    checked = check(body, omni)
+    if isinstance(checked, JSONResponse):
+        return checked
+    t = trigger(body["prompt"])
+    if t == "moderated":
+        return _env(1301, "Trigger the content security policy", status=400)
+    if t == "rate-limit":
+        return _env(1302, "API request too fast, please slow down", status=429)
+    state.submitted()
+    now = int(time.time() * 1000)
+    task_id = str(uuid.uuid4().int)[:18]
+    state.jobs[task_id] = {
+        "omni": omni,
+        "body": body,
+        "dims": checked,
+        "status": "submitted",
+        "created_at": now,
+        "updated_at": now,
+    }
+    return _env(
+        0,
+        "SUCCEED",
+        {
+            "task_id": task_id,
+            "task_status": "submitted",
+            "task_info": {"external_task_id": body.get("external_task_id", "")},
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
 
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, routes=[
-        Route("/v1/images/generations", create(False), methods=["POST"]),
-        Route("/v1/images/generations/{task_id}", query(False), methods=["GET"]),
-        Route("/v1/images/omni-image", create(True), methods=["POST"]),
-        Route("/v1/images/omni-image/{task_id}", query(True), methods=["GET"]),
-    ])
-    mount_blobs(app, state)
-    return app
+
+async def finish(state: FakeState, job: Job) -> None:
+    w, h, n = job["dims"]
+    prompt = job["body"]["prompt"]
+    if trigger(prompt) == "error":
+        job["status"], job["msg"] = "failed", "Internal server error, please try again later"
+        return
+    await state.work(n)
+    job["images"] = [
+        {"index": i, "url": state.link(state.image(prompt, w, h, "png", index=i), "image/png", ttl=TTL)}
+        for i in range(n)
+    ]
+    job["status"] = "succeed"
+
+
+async def query(request: Request, state: FakeState, *, omni: bool) -> Response:
+    task_id = request.path_params["task_id"]
+    job = state.jobs.get(task_id)
+    if job is None or job["omni"] != omni:
+        return _env(1203, "The requested resource does not exist", status=404)
+    if job["status"] in ("submitted", "processing"):
+        job["updated_at"] = int(time.time() * 1000)
+        if (stage := state.advance(task_id, "submitted", "processing")) is None:
+            await finish(state, job)
+        else:
+            job["status"] = stage
+    data: dict[str, Any] = {
+        "task_id": task_id,
+        "task_status": job["status"],
+        "task_status_msg": job.get("msg", ""),
+        "created_at": job["created_at"],
+        "updated_at": job["updated_at"],
+        "task_info": {},
+    }
+    if job["status"] == "succeed":
+        data["task_result"] = {"images": job["images"]}
+        data["final_unit_deduction"] = str(len(job["images"]))
+    return _env(0, "SUCCEED", data)
+
+
+ROUTES = (
+    Endpoint("POST", "/v1/images/generations", partial(create, omni=False)),
+    Endpoint(
+        "GET", "/v1/images/generations/{task_id}", partial(query, omni=False), count="poll", count_after_auth=True
+    ),
+    Endpoint("POST", "/v1/images/omni-image", partial(create, omni=True)),
+    Endpoint("GET", "/v1/images/omni-image/{task_id}", partial(query, omni=True), count="poll", count_after_auth=True),
+)
+
+
+def create_app(state: FakeState) -> FastAPI:
+    return fake_app(state, ROUTES, auth=jwt_auth)

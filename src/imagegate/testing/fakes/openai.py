@@ -7,6 +7,10 @@ naming the param, GPT image answers as ``b64_json`` with ``usage`` and top-level
 and dall-e-3 ``revised_prompt``, edits with ``image[]`` (up to 16) + a PNG ``mask`` that must have
 an alpha channel and the first image's size, ``moderation_blocked`` / ``content_policy_violation``
 400s, 429 ``rate_limit_exceeded`` with ``retry-after``, and 500 ``server_error``.
+
+``gateway=True`` (the ``openai_compat`` fake) behaves like a lenient OpenAI-shaped gateway (xAI,
+Together, ...): any ``WxH`` size, no per-family field rules, ``data[].url`` unless
+``response_format=b64_json``.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ from __future__ import annotations
 import base64
 import io
 import time
+from functools import partial
 from typing import Any
 
-from PIL import Image
 from fastapi import FastAPI
+from PIL import Image
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from imagegate.media import synth
-from imagegate.testing.fakes.common import FakeState, mount_blobs, trigger
+from imagegate.testing.fakes.server import Endpoint, fake_app
+from imagegate.testing.fakes.state import FakeState, trigger
 
 PROVIDER = "openai"
 
@@ -31,12 +36,23 @@ GPT_SIZES = ["1024x1024", "1536x1024", "1024x1536"]
 SIZES = {"dall-e-2": ["256x256", "512x512", "1024x1024"], "dall-e-3": ["1024x1024", "1792x1024", "1024x1792"]}
 QUALITIES = {"dall-e-3": ["standard", "hd"], "dall-e-2": ["standard"]}
 GPT_QUALITIES = ["auto", "low", "medium", "high"]
+GPT_ONLY = ("background", "moderation", "output_format", "output_compression")
+#: (model family, output size; (0, 0) for ``auto``) of a request that passed validation
+Checked = tuple[str, tuple[int, int]]
 
 
-def err(status: int, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
-        code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
-                        status, headers=headers)
+def err(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}, status, headers=headers
+    )
 
 
 def family(model: str) -> str:
@@ -55,8 +71,7 @@ def check_size(fam: str, size: str) -> tuple[int, int] | None:
             w, h = (int(x) for x in size.split("x"))
         except ValueError:
             return None
-        ok = (w % 16 == 0 and h % 16 == 0 and 1 / 3 <= w / h <= 3 and max(w, h) <= 3840
-              and w * h <= 3840 * 2160)
+        ok = w % 16 == 0 and h % 16 == 0 and 1 / 3 <= w / h <= 3 and max(w, h) <= 3840 and w * h <= 3840 * 2160
         return (w, h) if ok else None
     allowed = SIZES.get(fam, GPT_SIZES + ["auto"])
     if size not in allowed:
@@ -72,191 +87,272 @@ def masked_key(auth: str) -> str:
     return (key[:8] + "*" * 12 + key[-4:]) if len(key) > 12 else "*" * len(key)
 
 
-def create_app(state: FakeState, *, gateway: bool = False) -> FastAPI:
-    """``gateway``: behave like a lenient OpenAI-shaped gateway (xAI, Together, ...): any ``WxH``
-    size, no per-family field rules, ``data[].url`` unless ``response_format=b64_json``."""
-
-    def auth_error(request: Request) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        if auth != f"Bearer {state.api_key}":
-            if not auth:
-                return err(401, "You didn't provide an API key. You need to provide your API key in an "
-                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-            return err(401, f"Incorrect API key provided: {masked_key(auth)}. You can find your API key at "
-                            "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+async def bearer(request: Request, state: FakeState) -> Response | None:
+    auth = request.headers.get("authorization", "")
+    if auth == f"Bearer {state.api_key}":
         return None
+    if not auth:
+        return err(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        )
+    return err(
+        401,
+        f"Incorrect API key provided: {masked_key(auth)}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
+    )
 
-    def triggered(prompt: str, fam: str) -> Response | None:
-        t = trigger(prompt)
-        if t == "moderated":
-            if fam.startswith("gpt-image"):
-                return err(400, "Your request was rejected by the safety system. safety_violations=[sexual].",
-                           type_="image_generation_user_error", code="moderation_blocked")
-            return err(400, "Your request was rejected as a result of our safety system. Your prompt may "
-                            "contain text that is not allowed by our safety system.",
-                       code="content_policy_violation")
-        if t == "error":
-            return err(500, "The server had an error while processing your request. Sorry about that!",
-                       type_="server_error")
-        if t == "rate-limit":
-            return err(429, "Rate limit reached for images per minute. Please try again in 1s.",
-                       type_="requests", code="rate_limit_exceeded", headers={"retry-after": "1"})
-        return None
 
-    def validate(body: dict[str, Any], edit: bool) -> tuple[Response | None, str, tuple[int, int]]:
-        state.jobs["last_body"] = dict(body)
-        if gateway:
-            return validate_gateway(body)
-        model = str(body.get("model") or ("gpt-image-1.5" if edit else "dall-e-2"))
-        fam = family(model)
-        gpt = fam.startswith("gpt-image")
-        prompt = body.get("prompt")
-        if not prompt:
-            return err(400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"), fam, (0, 0)
-        try:
-            n = int(body.get("n", 1))
-        except (TypeError, ValueError):
-            return err(400, "Invalid type for 'n'.", param="n", code="invalid_type"), fam, (0, 0)
-        if n < 1 or n > 10 or (fam == "dall-e-3" and n != 1):
-            return err(400, "Invalid 'n': dall-e-3 only supports n=1." if fam == "dall-e-3"
-                       else "Invalid 'n': must be between 1 and 10.", param="n", code="invalid_value"), fam, (0, 0)
-        size = str(body.get("size") or ("auto" if gpt else "1024x1024"))
-        dims = check_size(fam, size)
-        if dims is None:
-            allowed = ", ".join(f"'{s}'" for s in SIZES.get(fam, GPT_SIZES + ["auto"]))
-            return err(400, f"Invalid value: '{size}'. Supported values are: {allowed}.", param="size",
-                       code="invalid_value"), fam, (0, 0)
-        quality = body.get("quality")
-        if quality is not None and quality not in (GPT_QUALITIES if gpt else QUALITIES.get(fam, [])):
-            return err(400, f"Invalid value: '{quality}'.", param="quality", code="invalid_value"), fam, (0, 0)
-        if gpt and "response_format" in body:
-            return err(400, "Unknown parameter: 'response_format'.", param="response_format",
-                       code="unknown_parameter"), fam, (0, 0)
-        for name in ("background", "moderation", "output_format", "output_compression"):
-            if not gpt and name in body:
-                return err(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter"), fam, (0, 0)
-        if "style" in body and fam != "dall-e-3":
-            return err(400, "Unknown parameter: 'style'.", param="style", code="unknown_parameter"), fam, (0, 0)
-        return None, fam, dims
+def triggered(prompt: str, fam: str) -> Response | None:
+    t = trigger(prompt)
+    if t == "moderated":
+        if fam.startswith("gpt-image"):
+            return err(
+                400,
+                "Your request was rejected by the safety system. safety_violations=[sexual].",
+                type_="image_generation_user_error",
+                code="moderation_blocked",
+            )
+        return err(
+            400,
+            "Your request was rejected as a result of our safety system. Your prompt may "
+            "contain text that is not allowed by our safety system.",
+            code="content_policy_violation",
+        )
+    if t == "error":
+        return err(
+            500, "The server had an error while processing your request. Sorry about that!", type_="server_error"
+        )
+    if t == "rate-limit":
+        return err(
+            429,
+            "Rate limit reached for images per minute. Please try again in 1s.",
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers={"retry-after": "1"},
+        )
+    return None
 
-    def validate_gateway(body: dict[str, Any]) -> tuple[Response | None, str, tuple[int, int]]:
-        if not body.get("model"):
-            return err(400, "you must provide a model parameter", param="model"), "gateway", (0, 0)
-        if not body.get("prompt"):
-            return err(400, "Missing required parameter: 'prompt'.", param="prompt"), "gateway", (0, 0)
-        size = str(body.get("size") or "1024x1024")
-        try:
-            w, h = (int(x) for x in size.lower().split("x"))
-        except ValueError:
-            return err(400, f"Invalid size '{size}'.", param="size", code="invalid_value"), "gateway", (0, 0)
-        if not (64 <= w <= 4096 and 64 <= h <= 4096) or not 1 <= int(body.get("n", 1)) <= 10:
-            return err(400, "size or n out of range.", param="size", code="invalid_value"), "gateway", (0, 0)
-        return None, "gateway", (w, h)
 
-    async def answer(body: dict[str, Any], fam: str, dims: tuple[int, int], first: tuple[int, int] | None) -> Response:
-        gpt = fam.startswith("gpt-image")
+def validate(state: FakeState, body: dict[str, Any], *, edit: bool, gateway: bool) -> Response | Checked:
+    state.jobs["last_body"] = dict(body)
+    if gateway:
+        return validate_gateway(body)
+    fam = family(str(body.get("model") or ("gpt-image-1.5" if edit else "dall-e-2")))
+    if not body.get("prompt"):
+        return err(400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter")
+    if (bad := check_n(fam, body)) is not None:
+        return bad
+    size = str(body.get("size") or ("auto" if fam.startswith("gpt-image") else "1024x1024"))
+    dims = check_size(fam, size)
+    if dims is None:
+        allowed = ", ".join(f"'{s}'" for s in SIZES.get(fam, GPT_SIZES + ["auto"]))
+        return err(
+            400, f"Invalid value: '{size}'. Supported values are: {allowed}.", param="size", code="invalid_value"
+        )
+    return check_fields(fam, body) or (fam, dims)
+
+
+def check_n(fam: str, body: dict[str, Any]) -> Response | None:
+    try:
         n = int(body.get("n", 1))
-        w, h = dims
-        if (w, h) == (0, 0):  # auto: the input's shape for edits, square otherwise
-            w, h = (1024, 1024)
-            if first:
-                best = min(GPT_SIZES, key=lambda s: abs(int(s.split("x")[0]) / int(s.split("x")[1]) - first[0] / first[1]))
-                w, h = (int(x) for x in best.split("x"))
-        await state.work(n)
-        fmt = str(body.get("output_format") or "png") if gpt or gateway else "png"
-        fmt = fmt if fmt in ("png", "jpeg", "webp") else "png"
-        prompt = str(body["prompt"])
-        data = []
-        for i in range(n):
-            png = synth.render_bytes(prompt, w, h, fmt, index=i)
-            item: dict[str, Any] = {}
-            if gpt or body.get("response_format") == "b64_json":
-                item["b64_json"] = base64.b64encode(png).decode()
-            else:
-                item["url"] = state.public_base + state.store(png, f"image/{fmt}", ttl=3600)
-            if fam == "dall-e-3":
-                item["revised_prompt"] = f"A detailed rendering of: {prompt}"
-            data.append(item)
-        out: dict[str, Any] = {"created": int(time.time()), "data": data}
-        if gpt:
-            out.update(background="opaque" if body.get("background") != "transparent" else "transparent",
-                       output_format=fmt, quality=body.get("quality") or "medium", size=f"{w}x{h}",
-                       usage={"input_tokens": 50, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
-                              "output_tokens": 1056 * n, "output_tokens_details": {"text_tokens": 0, "image_tokens": 1056 * n},
-                              "total_tokens": 50 + 1056 * n})
-        return JSONResponse(out)
+    except (TypeError, ValueError):
+        return err(400, "Invalid type for 'n'.", param="n", code="invalid_type")
+    if n < 1 or n > 10 or (fam == "dall-e-3" and n != 1):
+        return err(
+            400,
+            "Invalid 'n': dall-e-3 only supports n=1."
+            if fam == "dall-e-3"
+            else "Invalid 'n': must be between 1 and 10.",
+            param="n",
+            code="invalid_value",
+        )
+    return None
 
-    async def generations(request: Request) -> Response:
-        state.calls["generations"] += 1
-        if (r := state.scripted(request)) is not None:
-            return r
-        if (r := auth_error(request)) is not None:
-            return r
+
+def check_fields(fam: str, body: dict[str, Any]) -> Response | None:
+    """The per-family field rules: GPT image and dall-e accept different optional fields."""
+    gpt = fam.startswith("gpt-image")
+    quality = body.get("quality")
+    if quality is not None and quality not in (GPT_QUALITIES if gpt else QUALITIES.get(fam, [])):
+        return err(400, f"Invalid value: '{quality}'.", param="quality", code="invalid_value")
+    unknown = [name for name in ("response_format",) if gpt and name in body]
+    unknown += [name for name in GPT_ONLY if not gpt and name in body]
+    unknown += [name for name in ("style",) if fam != "dall-e-3" and name in body]
+    if unknown:
+        return err(400, f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter")
+    return None
+
+
+def validate_gateway(body: dict[str, Any]) -> Response | Checked:
+    if not body.get("model"):
+        return err(400, "you must provide a model parameter", param="model")
+    if not body.get("prompt"):
+        return err(400, "Missing required parameter: 'prompt'.", param="prompt")
+    size = str(body.get("size") or "1024x1024")
+    try:
+        w, h = (int(x) for x in size.lower().split("x"))
+    except ValueError:
+        return err(400, f"Invalid size '{size}'.", param="size", code="invalid_value")
+    if not (64 <= w <= 4096 and 64 <= h <= 4096) or not 1 <= int(body.get("n", 1)) <= 10:
+        return err(400, "size or n out of range.", param="size", code="invalid_value")
+    return "gateway", (w, h)
+
+
+def auto_size(first: tuple[int, int] | None) -> tuple[int, int]:
+    """``size=auto``: the GPT size nearest the first input's shape for edits, square otherwise."""
+    if not first:
+        return 1024, 1024
+
+    def distance(size: str) -> float:
+        w, h = (int(x) for x in size.split("x"))
+        return abs(w / h - first[0] / first[1])
+
+    w, h = (int(x) for x in min(GPT_SIZES, key=distance).split("x"))
+    return w, h
+
+
+def usage(n: int) -> dict[str, Any]:
+    return {
+        "input_tokens": 50,
+        "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
+        "output_tokens": 1056 * n,
+        "output_tokens_details": {"text_tokens": 0, "image_tokens": 1056 * n},
+        "total_tokens": 50 + 1056 * n,
+    }
+
+
+async def answer(state: FakeState, body: dict[str, Any], checked: Checked, first: tuple[int, int] | None) -> Response:
+    fam, dims = checked
+    gpt = fam.startswith("gpt-image")
+    n = int(body.get("n", 1))
+    w, h = auto_size(first) if dims == (0, 0) else dims
+    await state.work(n)
+    fmt = str(body.get("output_format") or "png") if gpt or fam == "gateway" else "png"
+    fmt = fmt if fmt in ("png", "jpeg", "webp") else "png"
+    prompt = str(body["prompt"])
+    data = []
+    for i in range(n):
+        png = state.image(prompt, w, h, fmt, index=i)
+        item: dict[str, Any] = {}
+        if gpt or body.get("response_format") == "b64_json":
+            item["b64_json"] = base64.b64encode(png).decode()
+        else:
+            item["url"] = state.link(png, f"image/{fmt}", ttl=3600)
+        if fam == "dall-e-3":
+            item["revised_prompt"] = f"A detailed rendering of: {prompt}"
+        data.append(item)
+    out: dict[str, Any] = {"created": int(time.time()), "data": data}
+    if gpt:
+        out.update(
+            background="opaque" if body.get("background") != "transparent" else "transparent",
+            output_format=fmt,
+            quality=body.get("quality") or "medium",
+            size=f"{w}x{h}",
+            usage=usage(n),
+        )
+    return JSONResponse(out)
+
+
+async def generations(request: Request, state: FakeState, *, gateway: bool = False) -> Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return err(400, "We could not parse the JSON body of your request.", code="invalid_json")
+    checked = validate(state, body, edit=False, gateway=gateway)
+    if isinstance(checked, Response):
+        return checked
+    if (r := triggered(str(body["prompt"]), checked[0])) is not None:
+        return r
+    state.submitted(images=int(body.get("n", 1)))
+    return await answer(state, body, checked, None)
+
+
+async def decode_images(images: list[UploadFile]) -> list[Image.Image] | Response:
+    decoded: list[Image.Image] = []
+    for up in images:
         try:
-            body = await request.json()
-        except ValueError:
-            return err(400, "We could not parse the JSON body of your request.", code="invalid_json")
-        bad, fam, dims = validate(body, edit=False)
-        if bad is not None:
-            return bad
-        if (r := triggered(str(body["prompt"]), fam)) is not None:
-            return r
-        state.calls["submit"] += 1
-        state.calls["images"] += int(body.get("n", 1))
-        return await answer(body, fam, dims, None)
+            decoded.append(Image.open(io.BytesIO(await up.read())))
+        except Exception:
+            return err(
+                400,
+                "Invalid image file or mode for image 1, please check your image file.",
+                param="image",
+                code="invalid_image_format",
+            )
+    return decoded
 
-    async def edits(request: Request) -> Response:
-        state.calls["edits"] += 1
-        if (r := state.scripted(request)) is not None:
-            return r
-        if (r := auth_error(request)) is not None:
-            return r
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return err(400, "Invalid Content-Type header, expected multipart/form-data.")
-        form = await request.form()
-        body = {k: v for k, v in form.items() if isinstance(v, str)}
-        images = [v for v in form.getlist("image[]") + form.getlist("image") if not isinstance(v, str)]
-        bad, fam, dims = validate(body, edit=True)
-        if bad is not None:
-            return bad
-        if not images:
-            return err(400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
-        if len(images) > (1 if fam == "dall-e-2" else 16):
-            return err(400, "Too many images.", param="image", code="invalid_value")
-        decoded = []
-        for up in images:
-            try:
-                decoded.append(Image.open(io.BytesIO(await up.read())))
-            except Exception:
-                return err(400, "Invalid image file or mode for image 1, please check your image file.",
-                           param="image", code="invalid_image_format")
-        mask_info = None
-        mask = form.get("mask")
-        if mask is not None and not isinstance(mask, str):
-            try:
-                m = Image.open(io.BytesIO(await mask.read()))
-            except Exception:
-                return err(400, "Invalid mask image file.", param="mask", code="invalid_image_format")
-            if m.format != "PNG" or m.mode not in ("RGBA", "LA"):
-                return err(400, "Invalid mask image format - mask image missing alpha channel", param="mask",
-                           code="invalid_image_format")
-            if m.size != decoded[0].size:
-                return err(400, "Invalid mask image format - mask size does not match image size", param="mask",
-                           code="invalid_image_format")
-            alpha = m.getchannel("A")
-            mask_info = {"size": list(m.size), "transparent_pixels": sum(alpha.histogram()[:1])}
-        state.jobs["last_edit"] = {"fields": body, "image_count": len(images), "mask": mask_info,
-                                   "image_field": "image[]" if form.getlist("image[]") else "image"}
-        if (r := triggered(str(body["prompt"]), fam)) is not None:
-            return r
-        state.calls["submit"] += 1
-        state.calls["images"] += int(body.get("n", 1))
-        return await answer(body, fam, dims, decoded[0].size)
 
-    routes = []
-    for prefix in ("/v1", ""):
-        routes += [Route(f"{prefix}/images/generations", generations, methods=["POST"]),
-                   Route(f"{prefix}/images/edits", edits, methods=["POST"])]
-    app = FastAPI(routes=routes, openapi_url=None, docs_url=None, redoc_url=None)
-    mount_blobs(app, state)
-    return app
+async def check_mask(form: FormData, size: tuple[int, int]) -> dict[str, Any] | Response | None:
+    """What the test reads of the mask (size, transparent pixels), or OpenAI's 400 for a bad one."""
+    mask = form.get("mask")
+    if mask is None or isinstance(mask, str):
+        return None
+    try:
+        m = Image.open(io.BytesIO(await mask.read()))
+    except Exception:
+        return err(400, "Invalid mask image file.", param="mask", code="invalid_image_format")
+    if m.format != "PNG" or m.mode not in ("RGBA", "LA"):
+        return err(
+            400,
+            "Invalid mask image format - mask image missing alpha channel",
+            param="mask",
+            code="invalid_image_format",
+        )
+    if m.size != size:
+        return err(
+            400,
+            "Invalid mask image format - mask size does not match image size",
+            param="mask",
+            code="invalid_image_format",
+        )
+    return {"size": list(m.size), "transparent_pixels": sum(m.getchannel("A").histogram()[:1])}
+
+
+async def edits(request: Request, state: FakeState, *, gateway: bool = False) -> Response:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return err(400, "Invalid Content-Type header, expected multipart/form-data.")
+    form = await request.form()
+    body: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    images = [v for v in form.getlist("image[]") + form.getlist("image") if not isinstance(v, str)]
+    checked = validate(state, body, edit=True, gateway=gateway)
+    if isinstance(checked, Response):
+        return checked
+    if not images:
+        return err(400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
+    if len(images) > (1 if checked[0] == "dall-e-2" else 16):
+        return err(400, "Too many images.", param="image", code="invalid_value")
+    decoded = await decode_images(images)
+    if isinstance(decoded, Response):
+        return decoded
+    mask_info = await check_mask(form, decoded[0].size)
+    if isinstance(mask_info, Response):
+        return mask_info
+    state.jobs["last_edit"] = {
+        "fields": body,
+        "image_count": len(images),
+        "mask": mask_info,
+        "image_field": "image[]" if form.getlist("image[]") else "image",
+    }
+    if (r := triggered(str(body["prompt"]), checked[0])) is not None:
+        return r
+    state.submitted(images=int(body.get("n", 1)))
+    return await answer(state, body, checked, decoded[0].size)
+
+
+def routes(*, gateway: bool) -> list[Endpoint]:
+    gen, edit = partial(generations, gateway=gateway), partial(edits, gateway=gateway)
+    return [
+        endpoint
+        for prefix in ("/v1", "")
+        for endpoint in (
+            Endpoint("POST", f"{prefix}/images/generations", gen, count="generations"),
+            Endpoint("POST", f"{prefix}/images/edits", edit, count="edits"),
+        )
+    ]
+
+
+def create_app(state: FakeState, *, gateway: bool = False) -> FastAPI:
+    return fake_app(state, routes(gateway=gateway), auth=bearer)

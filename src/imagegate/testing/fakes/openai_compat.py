@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from imagegate.testing.fakes import openai as openai_fake
-from imagegate.testing.fakes.common import FakeState
+from imagegate.testing.fakes.state import FakeState
 
 PROVIDER = "openai_compat"
 
