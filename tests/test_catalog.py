@@ -12,12 +12,24 @@ from imagegate.catalog import Catalog, builtin_specs
 from imagegate.catalog.validate import build_request
 from imagegate.domain import ImageInput
 from imagegate.engine.router import Router
-from imagegate.providers.base import registered
+from imagegate.providers.registry import registered
 from imagegate.testing.fakes.common import fake_modules
 from imagegate.testing.sandbox import Sandbox
 
-SEED_MODELS = ["test/test", "Nano-Banana2", "GPT-image-2", "gpt-image-2-lite", "Kling:3.0-omni", "Seedream:4.5",
-               "Hunyuan-3d-2.0", "dall-e-3", "dall-e-2", "stable-diffusion-3", "flux-1-pro", "midjourney-v6"]
+SEED_MODELS = [
+    "test/test",
+    "Nano-Banana2",
+    "GPT-image-2",
+    "gpt-image-2-lite",
+    "Kling:3.0-omni",
+    "Seedream:4.5",
+    "Hunyuan-3d-2.0",
+    "dall-e-3",
+    "dall-e-2",
+    "stable-diffusion-3",
+    "flux-1-pro",
+    "midjourney-v6",
+]
 
 
 def test_seed_models_present_with_exact_ids() -> None:

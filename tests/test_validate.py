@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from imagegate.catalog import Catalog, CatalogModel, builtin_specs
+from imagegate.catalog import Catalog, CatalogModel, builtin_specs, sizing
 from imagegate.catalog.schema import ModelSpec
 from imagegate.catalog.validate import build_request
 from imagegate.domain import GatewayError, ImageInput
-from imagegate.catalog import sizing
 
 CATALOG = Catalog.load(env={})
 
@@ -32,9 +31,15 @@ def image(w: int = 640, h: int = 480) -> ImageInput:
 
 def custom(**fields: Any) -> CatalogModel:
     """A model from a user's --config: fal's flux/dev with its own size promise."""
-    entry = {"id": "my/flux", "capabilities": ["generate", "edit"], "max_images": 1,
-             "size_rule": {"min_side": 64, "max_side": 2048}, "price": {"per_image": 0.01},
-             "deployments": [{"id": "my-fal", "provider": "fal", "model": "fal-ai/flux/dev"}], **fields}
+    entry = {
+        "id": "my/flux",
+        "capabilities": ["generate", "edit"],
+        "max_images": 1,
+        "size_rule": {"min_side": 64, "max_side": 2048},
+        "price": {"per_image": 0.01},
+        "deployments": [{"id": "my-fal", "provider": "fal", "model": "fal-ai/flux/dev"}],
+        **fields,
+    }
     return Catalog([ModelSpec.model_validate(entry)], env={}).get("my/flux")  # type: ignore[return-value]
 
 
@@ -47,6 +52,7 @@ def refusal(m: CatalogModel, params: dict[str, Any], **kw: Any) -> GatewayError:
 
 # -- defaults ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("params", [{}, {"size": "auto"}, {"size": ""}])
 def test_default_size_is_used_when_the_size_is_left_open(params: dict[str, Any]) -> None:
     req = build_request(custom(default_size="256x256"), {"prompt": "a boat", **params})
@@ -54,8 +60,13 @@ def test_default_size_is_used_when_the_size_is_left_open(params: dict[str, Any])
 
 
 def test_default_size_of_catalog_models() -> None:
-    for name, dims in (("dall-e-3", (1024, 1024)), ("Seedream:4.5", (2048, 2048)), ("fal-ai/flux/dev", (1024, 768)),
-                       ("Hunyuan-3d-2.0", (1440, 720)), ("qwen-image", (1328, 1328))):
+    for name, dims in (
+        ("dall-e-3", (1024, 1024)),
+        ("Seedream:4.5", (2048, 2048)),
+        ("fal-ai/flux/dev", (1024, 768)),
+        ("Hunyuan-3d-2.0", (1440, 720)),
+        ("qwen-image", (1328, 1328)),
+    ):
         req = build_request(model(name), {"prompt": "a boat"})
         assert (req.width, req.height) == dims, name
 
@@ -80,8 +91,9 @@ def test_default_aspect_ratio_on_a_size_list_model() -> None:
     assert req.aspect_ratio == "1:1" and req.width == req.height and req.size in m.spec.sizes
 
 
-@pytest.mark.parametrize("name", ["gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini", "GPT-image-2",
-                                  "gpt-image-2-lite"])
+@pytest.mark.parametrize(
+    "name", ["gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini", "GPT-image-2", "gpt-image-2-lite"]
+)
 def test_gpt_image_models_keep_their_upstream_auto(name: str) -> None:
     for params in ({}, {"size": "auto"}):
         req = build_request(model(name), {"prompt": "a boat", **params})
@@ -108,6 +120,7 @@ def test_every_catalog_model_takes_its_own_defaults() -> None:
 
 # -- 'auto' with input images -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("params", [{}, {"size": "auto"}])
 def test_auto_with_images_keeps_the_input_size(params: dict[str, Any]) -> None:
     for m in (model("test/test"), custom(default_size="256x256"), model("Kling:3.0-omni"), model("Nano-Banana2")):
@@ -123,23 +136,27 @@ def test_an_explicit_size_with_images_is_kept() -> None:
 
 # -- refusals name their parameter -----------------------------------------------------------
 
-@pytest.mark.parametrize("name,params,param", [
-    ("test/test", {"size": "big"}, "size"),
-    ("dall-e-3", {"size": "auto"}, "size"),  # no 'auto' here: the default does not hide the refusal
-    ("dall-e-3", {"size": "512x512"}, "size"),
-    ("GPT-image-2", {"size": "1000x1000"}, "size"),  # not multiples of 16
-    ("Kling:3.0-omni", {"resolution": "8K"}, "resolution"),
-    ("Kling:3.0-omni", {"aspect_ratio": "5:4"}, "aspect_ratio"),
-    ("test/test", {"aspect_ratio": "wide"}, "aspect_ratio"),
-    ("gpt-image-1", {"quality": "ultra"}, "quality"),
-    ("gpt-image-1", {"seed": 7}, "seed"),
-    ("dall-e-3", {"n": 2}, "n"),
-    ("test/test", {"n": "two"}, "n"),
-    ("test/test", {"output_format": "bmp"}, "output_format"),
-    ("test/test", {"response_format": "pdf"}, "response_format"),
-    ("test/test", {"background": "transparent", "output_format": "jpeg"}, "background"),
-    ("test/test", {"prompt": 7}, "prompt"),
-])
+
+@pytest.mark.parametrize(
+    "name,params,param",
+    [
+        ("test/test", {"size": "big"}, "size"),
+        ("dall-e-3", {"size": "auto"}, "size"),  # no 'auto' here: the default does not hide the refusal
+        ("dall-e-3", {"size": "512x512"}, "size"),
+        ("GPT-image-2", {"size": "1000x1000"}, "size"),  # not multiples of 16
+        ("Kling:3.0-omni", {"resolution": "8K"}, "resolution"),
+        ("Kling:3.0-omni", {"aspect_ratio": "5:4"}, "aspect_ratio"),
+        ("test/test", {"aspect_ratio": "wide"}, "aspect_ratio"),
+        ("gpt-image-1", {"quality": "ultra"}, "quality"),
+        ("gpt-image-1", {"seed": 7}, "seed"),
+        ("dall-e-3", {"n": 2}, "n"),
+        ("test/test", {"n": "two"}, "n"),
+        ("test/test", {"output_format": "bmp"}, "output_format"),
+        ("test/test", {"response_format": "pdf"}, "response_format"),
+        ("test/test", {"background": "transparent", "output_format": "jpeg"}, "background"),
+        ("test/test", {"prompt": 7}, "prompt"),
+    ],
+)
 def test_refusals_name_the_parameter(name: str, params: dict[str, Any], param: str) -> None:
     assert refusal(model(name), params).param == param
 
@@ -151,6 +168,7 @@ def test_image_and_mask_refusals() -> None:
 
 
 # -- tiers fitted to a size rule, contradictions ------------------------------------------------
+
 
 def test_resolution_tier_is_fitted_into_the_size_rule() -> None:
     spec = model("GPT-image-2").spec

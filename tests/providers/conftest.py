@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from imagegate.catalog import builtin_specs
+from imagegate.catalog import Deployment, builtin_specs
 from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ImageInput, ImageRequest
 from imagegate.media import synth
-from imagegate.providers.base import Deployment, PollResult, Provider, provider_class
+from imagegate.providers.base import PollResult, Provider
+from imagegate.providers.registry import provider_class
 from imagegate.testing.sandbox import Sandbox
 
 
@@ -23,18 +25,28 @@ class Wired:
     """One adapter talking to its provider's fake; ``state`` is the fake's counters and knobs.
 
     Every credential the adapter names gets ``key``; ``credentials`` overrides single ones (a wrong secret only).
-    Pass ``sandbox`` to share one with the test; otherwise a fresh one is made.
+    Pass ``sandbox`` to share one with the test; otherwise a fresh one is made. The adapter serves the catalog
+    model of ``spec_for(provider, model)`` unless ``spec`` names another (a catalog entry a test bends).
     """
 
-    def __init__(self, provider: str, model: str, *, key: str = "sandbox-key",
-                 credentials: dict[str, str] | None = None, sandbox: Sandbox | None = None, **dep: Any) -> None:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        *,
+        key: str = "sandbox-key",
+        credentials: dict[str, str] | None = None,
+        sandbox: Sandbox | None = None,
+        spec: ModelSpec | None = None,
+        **dep: Any,
+    ) -> None:
         self.sandbox = sandbox if sandbox is not None else Sandbox(delay_ms=0)
         self.state = self.sandbox.state(provider)
         self.client = self.sandbox.client(provider)
         creds = {n: key for n in provider_class(provider).credential_names}
         creds.update(credentials or {})
         deployment = Deployment(id=f"{provider}-test", provider=provider, model=model, credentials=creds, **dep)
-        self.adapter: Provider = provider_class(provider)(deployment, spec_for(provider, model), self.client)
+        self.adapter: Provider = provider_class(provider)(deployment, spec or spec_for(provider, model), self.client)
 
     async def run(self, req: ImageRequest, max_polls: int = 50) -> Any:
         """generate() for sync adapters; submit() + poll() until done for poll adapters."""
@@ -91,16 +103,31 @@ def sandbox() -> Sandbox:
 def make(request: pytest.FixtureRequest, sandbox: Sandbox) -> Callable[..., Provider]:
     """Adapter factory on the test's ``sandbox``, for the module's ``PROVIDER`` (default model ``MODEL``).
 
-    ``make(model=None, *, key=..., credentials=None, base_url=None, **options)``: the keywords left over
-    become the deployment's options.
+    ``make(model=None, *, key=..., credentials=None, base_url=None, spec=None, **options)``: the keywords
+    left over become the deployment's options.
     """
     provider: str = request.module.PROVIDER
     default_model: str = request.module.MODEL
 
-    def make(model: str | None = None, *, key: str = "sandbox-key", credentials: dict[str, str] | None = None,
-             base_url: str | None = None, **options: Any) -> Provider:
-        return Wired(provider, model or default_model, key=key, credentials=credentials, sandbox=sandbox,
-                     base_url=base_url, options=options).adapter
+    def make(
+        model: str | None = None,
+        *,
+        key: str = "sandbox-key",
+        credentials: dict[str, str] | None = None,
+        base_url: str | None = None,
+        spec: ModelSpec | None = None,
+        **options: Any,
+    ) -> Provider:
+        return Wired(
+            provider,
+            model or default_model,
+            key=key,
+            credentials=credentials,
+            sandbox=sandbox,
+            spec=spec,
+            base_url=base_url,
+            options=options,
+        ).adapter
 
     return make
 
@@ -135,8 +162,9 @@ def alpha_mask(w: int = 512, h: int = 512) -> ImageInput:
     return ImageInput(data=buf.getvalue(), mime="image/png", width=w, height=h)
 
 
-def once(status: int, body: Any = None, headers: dict[str, str] | None = None,
-         raw: bytes | None = None) -> Callable[[Request], Response]:
+def once(
+    status: int, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> Callable[[Request], Response]:
     """A scripted one-shot reply for ``state.script``."""
 
     def reply(_request: Request) -> Response:
@@ -150,5 +178,14 @@ def once(status: int, body: Any = None, headers: dict[str, str] | None = None,
 @pytest.fixture
 def kit() -> SimpleNamespace:
     """The helpers above, as a fixture (test modules do not import conftest)."""
-    return SimpleNamespace(size_of=size_of, fmt_of=fmt_of, picture=picture, alpha_mask=alpha_mask, once=once,
-                           trace=trace, follow=follow, ImageRequest=ImageRequest)
+    return SimpleNamespace(
+        size_of=size_of,
+        fmt_of=fmt_of,
+        picture=picture,
+        alpha_mask=alpha_mask,
+        once=once,
+        trace=trace,
+        follow=follow,
+        ImageRequest=ImageRequest,
+        spec_for=spec_for,
+    )

@@ -36,9 +36,13 @@ async def test_seedream_45_needs_2k_or_more(make, kit):
     assert w * h >= 2560 * 1440 and w / h == pytest.approx(16 / 9, rel=0.02)
 
 
-async def test_seedream_45_rejects_1k_upstream(make):
+async def test_seedream_45_rejects_1k_upstream(make, kit):
     # an adapter that did not map sizes would send 1K; the fake refuses it like Ark does
-    p = make(model=SEEDREAM_45)
+    # (here: a catalog entry without Seedream 4.5's pixel floor, so nothing maps 1K up)
+    spec = kit.spec_for("ark", SEEDREAM_45)
+    assert spec.size_rule is not None
+    no_floor = spec.model_copy(update={"size_rule": spec.size_rule.model_copy(update={"min_pixels": None})})
+    p = make(model=SEEDREAM_45, spec=no_floor)
     with pytest.raises(UpstreamError) as ei:
         await p.generate(ImageRequest(model="m", prompt="x", width=1024, height=1024))
     assert ei.value.code == ErrorCode.upstream_bad_request and ei.value.param == "size"
@@ -54,8 +58,9 @@ async def test_n_uses_sequential_generation(state, make):
 
 async def test_partial_failure_keeps_good_images(make):
     p = make()
-    result = await p.generate(ImageRequest(model="m", prompt="set [ark:output-moderated=1]", n=3,
-                                           width=1280, height=720))
+    result = await p.generate(
+        ImageRequest(model="m", prompt="set [ark:output-moderated=1]", n=3, width=1280, height=720)
+    )
     assert len(result.images) == 2
     assert result.usage["failed_images"] == 1
 
@@ -70,8 +75,9 @@ async def test_all_items_failed_is_moderation(make):
 async def test_reference_images_and_b64(make, kit):
     img = kit.picture(64, 64)
     p = make(response_format="b64_json")
-    result = await p.generate(ImageRequest(model="m", prompt="restyle", mode="edit", images=[img, img],
-                                           width=1280, height=720))
+    result = await p.generate(
+        ImageRequest(model="m", prompt="restyle", mode="edit", images=[img, img], width=1280, height=720)
+    )
     assert kit.size_of(result.images[0].data) == (1280, 720)
 
 
@@ -89,24 +95,41 @@ async def test_wrong_key_is_upstream_auth(make):
     assert "bad" not in ei.value.message.split(":")[0]
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited),
-                                       ("error", ErrorCode.upstream_error)])
+@pytest.mark.parametrize(
+    "trig,code",
+    [
+        ("moderated", ErrorCode.content_policy_violation),
+        ("rate-limit", ErrorCode.upstream_rate_limited),
+        ("error", ErrorCode.upstream_error),
+    ],
+)
 async def test_triggers(make, trig, code):
     with pytest.raises(UpstreamError) as ei:
         await make().generate(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
     assert ei.value.code == code
 
 
-@pytest.mark.parametrize("status,body,code", [
-    (403, {"error": {"code": "AccountOverdueError", "message": "overdue", "type": "Forbidden"}},
-     ErrorCode.upstream_quota),
-    (429, {"error": {"code": "RateLimitExceeded.EndpointRPMExceeded", "message": "slow down"}},
-     ErrorCode.upstream_rate_limited),
-    (500, {"error": {"code": "InternalServiceError", "message": "oops"}}, ErrorCode.upstream_error),
-    (400, {"error": {"code": "InvalidParameter", "message": "bad", "param": "watermark"}},
-     ErrorCode.upstream_bad_request),
-])
+@pytest.mark.parametrize(
+    "status,body,code",
+    [
+        (
+            403,
+            {"error": {"code": "AccountOverdueError", "message": "overdue", "type": "Forbidden"}},
+            ErrorCode.upstream_quota,
+        ),
+        (
+            429,
+            {"error": {"code": "RateLimitExceeded.EndpointRPMExceeded", "message": "slow down"}},
+            ErrorCode.upstream_rate_limited,
+        ),
+        (500, {"error": {"code": "InternalServiceError", "message": "oops"}}, ErrorCode.upstream_error),
+        (
+            400,
+            {"error": {"code": "InvalidParameter", "message": "bad", "param": "watermark"}},
+            ErrorCode.upstream_bad_request,
+        ),
+    ],
+)
 async def test_scripted_error_envelope(state, make, status, body, code):
     state.script.append(lambda req: JSONResponse(body, status, headers={"retry-after": "7"}))
     with pytest.raises(UpstreamError) as ei:

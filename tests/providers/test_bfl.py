@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import pytest
 
+from imagegate.catalog import builtin_specs
+from imagegate.catalog.schema import SizeRule
+from imagegate.catalog.sizing import fit_rule
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
-from imagegate.providers.bfl import fit
+
+
+def rule_of(model_id: str) -> SizeRule:
+    """A FLUX model's catalog size rule: the bounds the adapter fits width/height into."""
+    rule = next(s for s in builtin_specs() if s.id == model_id).size_rule
+    assert rule is not None
+    return rule
 
 
 async def test_flux2_submit_poll_download_at_requested_size(wire, kit):
     w = wire("bfl", "flux-2-pro")
     w.state.polls_to_finish = 3
-    handle = await w.adapter.submit(ImageRequest(model="flux-2-pro", prompt="a tower", width=1000, height=760,
-                                                 output_format="png", seed=5))
+    handle = await w.adapter.submit(
+        ImageRequest(model="flux-2-pro", prompt="a tower", width=1000, height=760, output_format="png", seed=5)
+    )
     assert handle["tasks"][0]["polling_url"].startswith("https://api.eu2.bfl.ai/")  # another host: polled as given
     first = await w.adapter.poll(handle)
     assert not first.done and first.progress is not None and 0 < first.progress < 100
@@ -52,17 +62,23 @@ async def test_kontext_edit_sends_input_images_and_aspect_ratio(wire, kit):
 
 async def test_fill_converts_mask(wire, kit):
     w = wire("bfl", "flux-pro-1.0-fill")
-    res = await w.run(ImageRequest(model="m", prompt="a door", mode="edit", images=[kit.picture(400, 400)],
-                                   mask=kit.alpha_mask(400, 400)))
+    res = await w.run(
+        ImageRequest(
+            model="m", prompt="a door", mode="edit", images=[kit.picture(400, 400)], mask=kit.alpha_mask(400, 400)
+        )
+    )
     assert w.state.jobs["last_mask"] == {"mode": "L", "white_pixels": 100 * 100}
     assert kit.size_of(res.images[0].data) == (400, 400)
 
 
-@pytest.mark.parametrize("prompt,code", [
-    ("[sandbox:moderated] x", ErrorCode.content_policy_violation),
-    ("[sandbox:error] x", ErrorCode.upstream_error),
-    ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited),
-])
+@pytest.mark.parametrize(
+    "prompt,code",
+    [
+        ("[sandbox:moderated] x", ErrorCode.content_policy_violation),
+        ("[sandbox:error] x", ErrorCode.upstream_error),
+        ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited),
+    ],
+)
 async def test_triggers(wire, prompt, code):
     w = wire("bfl", "flux-2-pro")
     with pytest.raises(UpstreamError) as exc:
@@ -105,14 +121,23 @@ async def test_wrong_key(wire):
     assert exc.value.code == ErrorCode.upstream_auth
 
 
-@pytest.mark.parametrize("status,body,headers,code,retry,param", [
-    (402, {"detail": "Insufficient credits"}, {}, ErrorCode.upstream_quota, None, None),
-    (429, {"detail": "Too many active tasks"}, {"Retry-After": "9"}, ErrorCode.upstream_rate_limited, 9.0, None),
-    (422, {"detail": [{"loc": ["body", "width"], "msg": "bad width", "type": "value_error"}]}, {},
-     ErrorCode.upstream_bad_request, None, "width"),
-    (500, {"detail": "boom"}, {}, ErrorCode.upstream_error, None, None),
-    (503, {"detail": "maintenance"}, {}, ErrorCode.upstream_unavailable, None, None),
-])
+@pytest.mark.parametrize(
+    "status,body,headers,code,retry,param",
+    [
+        (402, {"detail": "Insufficient credits"}, {}, ErrorCode.upstream_quota, None, None),
+        (429, {"detail": "Too many active tasks"}, {"Retry-After": "9"}, ErrorCode.upstream_rate_limited, 9.0, None),
+        (
+            422,
+            {"detail": [{"loc": ["body", "width"], "msg": "bad width", "type": "value_error"}]},
+            {},
+            ErrorCode.upstream_bad_request,
+            None,
+            "width",
+        ),
+        (500, {"detail": "boom"}, {}, ErrorCode.upstream_error, None, None),
+        (503, {"detail": "maintenance"}, {}, ErrorCode.upstream_unavailable, None, None),
+    ],
+)
 async def test_scripted_submit_errors(wire, kit, status, body, headers, code, retry, param):
     w = wire("bfl", "flux-2-pro")
     w.state.script.append(kit.once(status, body, headers))
@@ -122,5 +147,5 @@ async def test_scripted_submit_errors(wire, kit, status, body, headers, code, re
 
 
 def test_fit_rules():
-    assert fit(4096, 4096, 16, 64, 4096, 4_000_000) == (2000, 2000)
-    assert fit(2048, 256, 32, 256, 1440, 1440 * 1440) == (1440, 256)
+    assert fit_rule(rule_of("flux-2-pro"), 4096, 4096) == (2000, 2000)  # multiples of 16 up to 4 MP
+    assert fit_rule(rule_of("flux-1-pro"), 2048, 256) == (1440, 256)  # multiples of 32 in 256-1440

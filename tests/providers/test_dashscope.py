@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.responses import JSONResponse
 
+from imagegate.catalog.schema import SizeRule
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
+from imagegate.providers.base import Provider
 from imagegate.testing.sandbox import Sandbox
 
 PROVIDER = "dashscope"
@@ -17,7 +19,7 @@ async def test_text_to_image_polls_to_completion(state, make, kit):
     state.polls_to_finish = 3
     result, seen, _ = await kit.trace(make(), ImageRequest(model="m", prompt="a temple", width=1280, height=720))
     assert [r.done for r in seen] == [False, False, True]
-    assert seen[0].queue_position == 0  # PENDING
+    assert seen[0].progress == 0  # PENDING
     assert seen[-1].progress == 100
     assert [kit.size_of(i.data) for i in result.images] == [(1280, 720)]
     assert state.calls["submit"] == 1
@@ -45,8 +47,9 @@ async def test_n_above_four_fans_out(state, make, kit):
 
 
 async def test_partial_success_keeps_good_images(make, kit):
-    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="set [dashscope:fail=0]", n=3,
-                                                        width=512, height=512))
+    result, _, _ = await kit.trace(
+        make(), ImageRequest(model="m", prompt="set [dashscope:fail=0]", n=3, width=512, height=512)
+    )
     assert len(result.images) == 2
     assert result.usage["failed_images"] == 1
 
@@ -78,8 +81,9 @@ async def test_wrong_key(make):
     assert "sk-wrong" not in ei.value.message
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited)])
+@pytest.mark.parametrize(
+    "trig,code", [("moderated", ErrorCode.content_policy_violation), ("rate-limit", ErrorCode.upstream_rate_limited)]
+)
 async def test_submit_triggers(state, make, trig, code):
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
@@ -87,25 +91,28 @@ async def test_submit_triggers(state, make, trig, code):
     assert state.calls["submit"] == 0
 
 
-@pytest.mark.parametrize("status,code,expect", [
-    (400, "Arrearage", ErrorCode.upstream_quota),
-    (429, "Throttling.AllocationQuota", ErrorCode.upstream_rate_limited),
-    (500, "InternalError", ErrorCode.upstream_error),
-    (400, "InvalidParameter", ErrorCode.upstream_bad_request),
-])
+@pytest.mark.parametrize(
+    "status,code,expect",
+    [
+        (400, "Arrearage", ErrorCode.upstream_quota),
+        (429, "Throttling.AllocationQuota", ErrorCode.upstream_rate_limited),
+        (500, "InternalError", ErrorCode.upstream_error),
+        (400, "InvalidParameter", ErrorCode.upstream_bad_request),
+    ],
+)
 async def test_scripted_envelopes(state, make, status, code, expect):
-    state.script.append(
-        lambda req: JSONResponse({"request_id": "r", "code": code, "message": "m"}, status))
+    state.script.append(lambda req: JSONResponse({"request_id": "r", "code": code, "message": "m"}, status))
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == expect
 
 
-async def test_invalid_size_upstream_is_bad_request(make):
+async def test_invalid_size_upstream_is_bad_request(make, kit):
     # qwen-image without the fixed-size list configured sends a size DashScope refuses
+    qwen = kit.spec_for("dashscope", "qwen-image")
+    loose = qwen.model_copy(update={"sizes": None, "size_rule": SizeRule(min_side=512, max_side=2048, multiple_of=16)})
     with pytest.raises(UpstreamError) as ei:
-        await make(model="qwen-image", max_n=1).submit(
-            ImageRequest(model="m", prompt="x", width=1024, height=1024))
+        await make(model="qwen-image", spec=loose).submit(ImageRequest(model="m", prompt="x", width=1024, height=1024))
     assert ei.value.code == ErrorCode.upstream_bad_request
 
 
@@ -119,8 +126,15 @@ def edit_bodies(sandbox: Sandbox) -> list[dict]:
 
 async def test_edit_sends_images_then_text_and_returns_in_submit(sandbox, state, make, kit):
     p = make(model="qwen-image-edit-plus", **EDIT_OPTS)
-    req = ImageRequest(model="m", prompt="make it autumn", mode="edit", n=2, negative_prompt="blur", seed=5,
-                       images=[kit.picture(640, 480, url="https://example.com/a.png"), kit.picture(600, 900)])
+    req = ImageRequest(
+        model="m",
+        prompt="make it autumn",
+        mode="edit",
+        n=2,
+        negative_prompt="blur",
+        seed=5,
+        images=[kit.picture(640, 480, url="https://example.com/a.png"), kit.picture(600, 900)],
+    )
     handle = await p.submit(req)
     assert len(handle["task_ids"]) == 1 and set(handle["finished"]) == set(handle["task_ids"])
     [body] = edit_bodies(sandbox)
@@ -141,8 +155,9 @@ async def test_edit_sends_images_then_text_and_returns_in_submit(sandbox, state,
 
 async def test_edit_size_is_mapped_to_w_star_h(sandbox, make, kit):
     p = make(model="qwen-image-edit-plus", **EDIT_OPTS)
-    result, _, _ = await kit.trace(p, ImageRequest(model="m", prompt="x", mode="edit", width=1536, height=1024,
-                                                   images=[kit.picture(512, 512)]))
+    result, _, _ = await kit.trace(
+        p, ImageRequest(model="m", prompt="x", mode="edit", width=1536, height=1024, images=[kit.picture(512, 512)])
+    )
     assert edit_bodies(sandbox)[0]["parameters"]["size"] == "1536*1024"
     assert kit.size_of(result.images[0].data) == (1536, 1024)
 
@@ -151,37 +166,54 @@ async def test_edit_refuses_async_header_and_bad_inputs(sandbox):
     client = sandbox.client("dashscope")
     url = "https://dashscope.aliyuncs.com/api/v1/services/aigc/multimodal-generation/generation"
     auth = {"Authorization": "Bearer sandbox-key"}
-    good = {"model": "qwen-image-edit-plus",
-            "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}, {"text": "x"}]}]}}
+    good = {
+        "model": "qwen-image-edit-plus",
+        "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}, {"text": "x"}]}]},
+    }
     r = await client.post(url, json=good, headers={**auth, "X-DashScope-Async": "enable"})
     assert r.status_code == 403 and r.json()["code"] == "AccessDenied"
     no_text = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}]}]}}
-    four = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}] * 4
-                                            + [{"text": "x"}]}]}}
-    raw_b64 = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "iVBORw0KGgo="},
-                                                                         {"text": "x"}]}]}}
-    for bad in (no_text, four, raw_b64, {**good, "parameters": {"n": 7}}, {**good, "parameters": {"size": "4096*4096"}}):
+    four = {
+        **good,
+        "input": {"messages": [{"role": "user", "content": [{"image": "https://e.com/a.png"}] * 4 + [{"text": "x"}]}]},
+    }
+    raw_b64 = {**good, "input": {"messages": [{"role": "user", "content": [{"image": "iVBORw0KGgo="}, {"text": "x"}]}]}}
+    for bad in (
+        no_text,
+        four,
+        raw_b64,
+        {**good, "parameters": {"n": 7}},
+        {**good, "parameters": {"size": "4096*4096"}},
+    ):
         r = await client.post(url, json=bad, headers=auth)
         assert r.status_code == 400 and r.json()["code"] == "InvalidParameter", bad
     r = await client.post(url, json=good, headers=auth)
     assert r.status_code == 200 and r.json()["output"]["choices"][0]["message"]["content"][0]["image"]
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited),
-                                       ("error", ErrorCode.upstream_error)])
+@pytest.mark.parametrize(
+    "trig,code",
+    [
+        ("moderated", ErrorCode.content_policy_violation),
+        ("rate-limit", ErrorCode.upstream_rate_limited),
+        ("error", ErrorCode.upstream_error),
+    ],
+)
 async def test_edit_errors(make, kit, trig, code):
     p = make(model="qwen-image-edit-plus", **EDIT_OPTS)
     with pytest.raises(UpstreamError) as ei:
-        await p.submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]", mode="edit",
-                                    images=[kit.picture(512, 512)]))
+        await p.submit(
+            ImageRequest(model="m", prompt=f"x [sandbox:{trig}]", mode="edit", images=[kit.picture(512, 512)])
+        )
     assert ei.value.code == code
 
 
 async def test_edit_n_beyond_max_n_fans_out(sandbox, make, kit):
-    p = make(model="qwen-image-edit-plus", **{**EDIT_OPTS, "max_n": 2})
-    result, _, handle = await kit.trace(p, ImageRequest(model="m", prompt="x", mode="edit", n=3,
-                                                        images=[kit.picture(512, 512)]))
+    edit = kit.spec_for("dashscope", "qwen-image-edit-plus").model_copy(update={"images_per_call": 2})
+    p = make(model="qwen-image-edit-plus", spec=edit, **EDIT_OPTS)
+    result, _, handle = await kit.trace(
+        p, ImageRequest(model="m", prompt="x", mode="edit", n=3, images=[kit.picture(512, 512)])
+    )
     assert len(result.images) == 3 and len(handle["task_ids"]) == 2
     assert sorted(b["parameters"]["n"] for b in edit_bodies(sandbox)) == [1, 2]
 
@@ -189,7 +221,7 @@ async def test_edit_n_beyond_max_n_fans_out(sandbox, make, kit):
 # -- cancel ------------------------------------------------------------------------------------
 async def test_cancel_pending_task(state, make):
     p = make()
-    assert type(p).can_cancel
+    assert type(p).cancel is not Provider.cancel  # DashScope can cancel a PENDING task
     handle = await p.submit(ImageRequest(model="m", prompt="x", width=512, height=512))
     await p.cancel(handle)
     assert state.calls["cancel"] == 1

@@ -16,7 +16,7 @@ async def test_text_to_image_with_custom_size_and_queue(state, make, kit):
     p = make()
     result, seen, handle = await kit.trace(p, ImageRequest(model="m", prompt="a fox", width=768, height=512, n=1))
     assert [r.done for r in seen] == [False, False, True]
-    assert seen[0].queue_position == 0
+    assert seen[0].progress == 0  # IN_QUEUE
     assert len(result.images) == 1
     assert kit.size_of(result.images[0].data) == (768, 512)
     # the queue URLs drop the subpath of fal-ai/flux/dev
@@ -94,8 +94,10 @@ async def test_validation_error_names_param(make):
     assert ei.value.param == "num_images"
 
 
-@pytest.mark.parametrize("status,code", [(500, ErrorCode.upstream_error), (503, ErrorCode.upstream_unavailable),
-                                         (504, ErrorCode.upstream_timeout)])
+@pytest.mark.parametrize(
+    "status,code",
+    [(500, ErrorCode.upstream_error), (503, ErrorCode.upstream_unavailable), (504, ErrorCode.upstream_timeout)],
+)
 async def test_scripted_5xx(state, make, status, code):
     state.script.append(lambda req: JSONResponse({"detail": "boom"}, status))
     p = make()

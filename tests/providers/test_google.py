@@ -36,8 +36,9 @@ async def test_gemini_25_sends_no_image_size_and_fans_out_n(wire, kit):
 
 async def test_gemini_edit_sends_inline_images(wire, kit):
     w = wire("google", NB2)
-    res = await w.run(ImageRequest(model="m", prompt="combine", mode="edit",
-                                   images=[kit.picture(600, 400), kit.picture(300, 300)]))
+    res = await w.run(
+        ImageRequest(model="m", prompt="combine", mode="edit", images=[kit.picture(600, 400), kit.picture(300, 300)])
+    )
     assert w.state.jobs["last_gemini"]["inputs"] == 2
     assert kit.size_of(res.images[0].data) == (1264, 848)  # follows the first input's 3:2 shape
 
@@ -58,11 +59,14 @@ async def test_imagen_fast_has_no_image_size(wire, kit):
 
 
 @pytest.mark.parametrize("model", [NB2, "imagen-4.0-generate-001"])
-@pytest.mark.parametrize("prompt,code,retry", [
-    ("[sandbox:moderated] x", ErrorCode.content_policy_violation, None),
-    ("[sandbox:error] x", ErrorCode.upstream_error, None),
-    ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited, 2.0),
-])
+@pytest.mark.parametrize(
+    "prompt,code,retry",
+    [
+        ("[sandbox:moderated] x", ErrorCode.content_policy_violation, None),
+        ("[sandbox:error] x", ErrorCode.upstream_error, None),
+        ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited, 2.0),
+    ],
+)
 async def test_triggers(wire, model, prompt, code, retry):
     w = wire("google", model)
     with pytest.raises(UpstreamError) as exc:
@@ -87,13 +91,31 @@ async def test_wrong_key_is_upstream_auth(wire):
     assert "AIza" not in exc.value.message
 
 
-@pytest.mark.parametrize("status,err,code", [
-    (503, {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}, ErrorCode.upstream_unavailable),
-    (400, {"code": 400, "message": "Unsupported aspect ratio", "status": "INVALID_ARGUMENT"}, ErrorCode.upstream_bad_request),
-    (400, {"code": 400, "message": "User location is not supported; enable billing.", "status": "FAILED_PRECONDITION"},
-     ErrorCode.upstream_quota),
-    (504, {"code": 504, "message": "Deadline exceeded", "status": "DEADLINE_EXCEEDED"}, ErrorCode.upstream_timeout),
-])
+@pytest.mark.parametrize(
+    "status,err,code",
+    [
+        (
+            503,
+            {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"},
+            ErrorCode.upstream_unavailable,
+        ),
+        (
+            400,
+            {"code": 400, "message": "Unsupported aspect ratio", "status": "INVALID_ARGUMENT"},
+            ErrorCode.upstream_bad_request,
+        ),
+        (
+            400,
+            {
+                "code": 400,
+                "message": "User location is not supported; enable billing.",
+                "status": "FAILED_PRECONDITION",
+            },
+            ErrorCode.upstream_quota,
+        ),
+        (504, {"code": 504, "message": "Deadline exceeded", "status": "DEADLINE_EXCEEDED"}, ErrorCode.upstream_timeout),
+    ],
+)
 async def test_scripted_errors(wire, kit, status, err, code):
     w = wire("google", NB2)
     w.state.script.append(kit.once(status, {"error": err}))

@@ -24,15 +24,15 @@ async def test_text_to_image_num_and_resolution(state, make, kit):
     state.polls_to_finish = 3
     result, seen, _ = await kit.trace(make(), ImageRequest(model="m", prompt="山水", n=2, width=1920, height=1080))
     assert [r.done for r in seen] == [False, False, True]
-    assert seen[0].queue_position == 0
+    assert seen[0].progress == 0  # queued
     assert [kit.size_of(i.data) for i in result.images] == [(1280, 720), (1280, 720)]
-    assert result.revised_prompt == "山水 (revised)"
+    assert result.images[0].revised_prompt == "山水 (revised)"
     assert state.calls["submit"] == 1
 
 
 async def test_seed_turns_revise_off(state, make, kit):
     result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="x", seed=7, width=768, height=1024))
-    assert result.revised_prompt is None
+    assert result.images[0].revised_prompt is None
     job = next(iter(state.jobs.values()))
     assert job["params"]["Revise"] == 0 and job["params"]["Seed"] == 7 and job["params"]["LogoAdd"] == 0
 
@@ -83,22 +83,37 @@ async def test_unknown_secret_id(make):
 async def test_fake_rejects_tampered_body_and_stale_timestamp(sandbox):
     client = sandbox.client("hunyuan")
     payload = json.dumps({"Prompt": "x"}).encode()
-    headers = tc3_headers(secret_id="sandbox-key", secret_key="sandbox-key", host="hunyuan.tencentcloudapi.com",
-                          service="hunyuan", action="SubmitHunyuanImageJob", region="ap-guangzhou",
-                          payload=payload, timestamp=int(time.time()))
+    headers = tc3_headers(
+        secret_id="sandbox-key",
+        secret_key="sandbox-key",
+        host="hunyuan.tencentcloudapi.com",
+        service="hunyuan",
+        action="SubmitHunyuanImageJob",
+        region="ap-guangzhou",
+        payload=payload,
+        timestamp=int(time.time()),
+    )
     ok = await client.post(HOST, content=payload, headers=headers)
     assert "JobId" in ok.json()["Response"]
     tampered = await client.post(HOST, content=json.dumps({"Prompt": "y"}).encode(), headers=headers)
     assert tampered.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureFailure"
-    stale = tc3_headers(secret_id="sandbox-key", secret_key="sandbox-key", host="hunyuan.tencentcloudapi.com",
-                        service="hunyuan", action="QueryHunyuanImageJob", region="ap-guangzhou",
-                        payload=payload, timestamp=int(time.time()) - 3600)
+    stale = tc3_headers(
+        secret_id="sandbox-key",
+        secret_key="sandbox-key",
+        host="hunyuan.tencentcloudapi.com",
+        service="hunyuan",
+        action="QueryHunyuanImageJob",
+        region="ap-guangzhou",
+        payload=payload,
+        timestamp=int(time.time()) - 3600,
+    )
     r = await client.post(HOST, content=payload, headers=stale)
     assert r.status_code == 200 and r.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureExpire"
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited)])
+@pytest.mark.parametrize(
+    "trig,code", [("moderated", ErrorCode.content_policy_violation), ("rate-limit", ErrorCode.upstream_rate_limited)]
+)
 async def test_submit_triggers(make, trig, code):
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
@@ -111,14 +126,17 @@ async def test_failed_job(make, kit):
     assert ei.value.code == ErrorCode.upstream_error and "EngineServerError" in ei.value.message
 
 
-@pytest.mark.parametrize("code,expect", [
-    ("ResourceUnavailable.LowBalance", ErrorCode.upstream_quota),
-    ("ResourceInsufficient.ChargeResourceExhaust", ErrorCode.upstream_quota),
-    ("OperationDenied.ImageIllegalDetected", ErrorCode.content_policy_violation),
-    ("InvalidParameterValue.ParameterValueError", ErrorCode.upstream_bad_request),
-    ("InternalError", ErrorCode.upstream_error),
-    ("FailedOperation.EngineRequestTimeout", ErrorCode.upstream_timeout),
-])
+@pytest.mark.parametrize(
+    "code,expect",
+    [
+        ("ResourceUnavailable.LowBalance", ErrorCode.upstream_quota),
+        ("ResourceInsufficient.ChargeResourceExhaust", ErrorCode.upstream_quota),
+        ("OperationDenied.ImageIllegalDetected", ErrorCode.content_policy_violation),
+        ("InvalidParameterValue.ParameterValueError", ErrorCode.upstream_bad_request),
+        ("InternalError", ErrorCode.upstream_error),
+        ("FailedOperation.EngineRequestTimeout", ErrorCode.upstream_timeout),
+    ],
+)
 async def test_scripted_error_codes(state, make, code, expect):
     state.script.append(lambda req: err(code))
     with pytest.raises(UpstreamError) as ei:
@@ -128,6 +146,5 @@ async def test_scripted_error_codes(state, make, code, expect):
 
 async def test_unsupported_resolution_refused_upstream(make):
     with pytest.raises(UpstreamError) as ei:
-        await make(panorama=True, panorama_resolution="4096:2048").submit(
-            ImageRequest(model="m", prompt="x"))
+        await make(panorama=True, panorama_resolution="4096:2048").submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_bad_request

@@ -18,11 +18,12 @@ MODEL = "kling-v3-omni"
 
 async def test_omni_text_to_image_n_and_aspect(state, make, kit):
     state.polls_to_finish = 3
-    result, seen, handle = await kit.trace(make(), ImageRequest(model="m", prompt="a harbour", n=3,
-                                                                width=1920, height=1080))
+    result, seen, handle = await kit.trace(
+        make(), ImageRequest(model="m", prompt="a harbour", n=3, width=1920, height=1080)
+    )
     assert handle["path"] == "/v1/images/omni-image"
     assert [r.done for r in seen] == [False, False, True]
-    assert seen[0].queue_position == 0 and seen[1].progress == 50
+    assert seen[0].progress == 0 and seen[1].progress == 50
     assert len(result.images) == 3
     assert state.calls["submit"] == 1  # n travels in one task
     w, h = kit.size_of(result.images[0].data)
@@ -42,8 +43,9 @@ async def test_aspect_snaps_to_supported(make, kit):
 
 async def test_reference_images_raw_base64(state, make, kit):
     img = kit.picture(320, 320)
-    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="keep the subject", mode="edit",
-                                                        images=[img, img], aspect_ratio="1:1"))
+    result, _, _ = await kit.trace(
+        make(), ImageRequest(model="m", prompt="keep the subject", mode="edit", images=[img, img], aspect_ratio="1:1")
+    )
     assert len(result.images) == 1
     job = next(iter(state.jobs.values()))
     assert all(not i["image"].startswith("data:") for i in job["body"]["image_list"])
@@ -51,8 +53,9 @@ async def test_reference_images_raw_base64(state, make, kit):
 
 async def test_generations_endpoint_for_older_models(state, make, kit):
     img = kit.picture(320, 320, url="https://example.com/ref.png")
-    result, _, handle = await kit.trace(make(model="kling-v2-1"),
-                                        ImageRequest(model="m", prompt="x", images=[img], aspect_ratio="4:3"))
+    result, _, handle = await kit.trace(
+        make(model="kling-v2-1"), ImageRequest(model="m", prompt="x", images=[img], aspect_ratio="4:3")
+    )
     assert handle["path"] == "/v1/images/generations"
     job = next(iter(state.jobs.values()))
     assert job["body"]["image"] == "https://example.com/ref.png"
@@ -77,14 +80,17 @@ async def test_fake_rejects_expired_and_immature_tokens(sandbox):
     now = int(time.time())
     for claims, code in [({"exp": now - 10, "nbf": now - 100}, 1004), ({"exp": now + 100, "nbf": now + 60}, 1003)]:
         token = jwt.encode({"iss": "sandbox-key", **claims}, "sandbox-key", algorithm="HS256")
-        resp = await client.post("https://api-singapore.klingai.com/v1/images/omni-image",
-                                 json={"model_name": "kling-v3-omni", "prompt": "x"},
-                                 headers={"Authorization": f"Bearer {token}"})
+        resp = await client.post(
+            "https://api-singapore.klingai.com/v1/images/omni-image",
+            json={"model_name": "kling-v3-omni", "prompt": "x"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert resp.status_code == 401 and resp.json()["code"] == code
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited)])
+@pytest.mark.parametrize(
+    "trig,code", [("moderated", ErrorCode.content_policy_violation), ("rate-limit", ErrorCode.upstream_rate_limited)]
+)
 async def test_submit_triggers(make, trig, code):
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
@@ -97,16 +103,18 @@ async def test_failed_task(make, kit):
     assert ei.value.code == ErrorCode.upstream_error
 
 
-@pytest.mark.parametrize("status,code,expect", [
-    (429, 1102, ErrorCode.upstream_quota),
-    (429, 1303, ErrorCode.upstream_rate_limited),
-    (500, 5000, ErrorCode.upstream_error),
-    (503, 5001, ErrorCode.upstream_unavailable),
-    (400, 1201, ErrorCode.upstream_bad_request),
-])
+@pytest.mark.parametrize(
+    "status,code,expect",
+    [
+        (429, 1102, ErrorCode.upstream_quota),
+        (429, 1303, ErrorCode.upstream_rate_limited),
+        (500, 5000, ErrorCode.upstream_error),
+        (503, 5001, ErrorCode.upstream_unavailable),
+        (400, 1201, ErrorCode.upstream_bad_request),
+    ],
+)
 async def test_scripted_codes(state, make, status, code, expect):
-    state.script.append(
-        lambda req: JSONResponse({"code": code, "message": "m", "request_id": "r"}, status))
+    state.script.append(lambda req: JSONResponse({"code": code, "message": "m", "request_id": "r"}, status))
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == expect
@@ -115,5 +123,6 @@ async def test_scripted_codes(state, make, status, code, expect):
 async def test_4k_refused_on_older_model_upstream(make):
     with pytest.raises(UpstreamError) as ei:
         await make(model="kling-image-o1", resolutions=["1K", "2K", "4K"]).submit(
-            ImageRequest(model="m", prompt="x", resolution="4K"))
+            ImageRequest(model="m", prompt="x", resolution="4K")
+        )
     assert ei.value.code == ErrorCode.upstream_bad_request

@@ -15,7 +15,7 @@ async def test_grid_split_into_four_distinct_images(state, make, kit):
     state.polls_to_finish = 4
     result, seen, _ = await kit.trace(make(), ImageRequest(model="m", prompt="a koi pond", n=4))
     assert [r.done for r in seen] == [False, False, False, True]
-    assert seen[0].queue_position == 0
+    assert seen[0].progress == 0  # NOT_START
     assert 0 < seen[2].progress < 100
     assert len(result.images) == 4
     assert {kit.size_of(i.data) for i in result.images} == {(1024, 1024)}
@@ -24,8 +24,9 @@ async def test_grid_split_into_four_distinct_images(state, make, kit):
 
 
 async def test_aspect_ratio_flag_and_n_two(state, make, kit):
-    result, _, _ = await kit.trace(make(suffix="--v 6.1"),
-                                   ImageRequest(model="m", prompt="city", n=2, width=1920, height=1080))
+    result, _, _ = await kit.trace(
+        make(suffix="--v 6.1"), ImageRequest(model="m", prompt="city", n=2, width=1920, height=1080)
+    )
     job = next(iter(state.jobs.values()))
     assert "--ar 16:9" in job["prompt"] and job["prompt"].endswith("--v 6.1")
     assert len(result.images) == 2
@@ -42,8 +43,9 @@ async def test_more_than_four_fans_out(state, make, kit):
 
 async def test_image_prompt_and_negative(state, make, kit):
     img = kit.picture(64, 64)
-    result, _, _ = await kit.trace(make(), ImageRequest(model="m", prompt="x", images=[img],
-                                                        negative_prompt="text", seed=5))
+    result, _, _ = await kit.trace(
+        make(), ImageRequest(model="m", prompt="x", images=[img], negative_prompt="text", seed=5)
+    )
     job = next(iter(state.jobs.values()))
     assert job["refs"] == 1 and "--no text" in job["prompt"] and "--seed 5" in job["prompt"]
     assert len(result.images) == 1
@@ -59,7 +61,8 @@ async def test_code_21_existing_task_is_accepted(state, make):
     first = await p.submit(ImageRequest(model="m", prompt="x"))
     existing = first["task_ids"][0]
     state.script.append(
-        lambda req: JSONResponse({"code": 21, "description": "任务已存在", "result": existing, "properties": {}}))
+        lambda req: JSONResponse({"code": 21, "description": "任务已存在", "result": existing, "properties": {}})
+    )
     second = await p.submit(ImageRequest(model="m", prompt="x"))
     assert second["task_ids"] == [existing]
 
@@ -77,8 +80,9 @@ async def test_wrong_secret(make):
     assert ei.value.code == ErrorCode.upstream_auth
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited)])
+@pytest.mark.parametrize(
+    "trig,code", [("moderated", ErrorCode.content_policy_violation), ("rate-limit", ErrorCode.upstream_rate_limited)]
+)
 async def test_submit_codes(make, trig, code):
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
@@ -94,9 +98,16 @@ async def test_failure_status(make, kit):
 async def test_banned_failure_reason_is_moderation(state, make):
     p = make()
     handle = await p.submit(ImageRequest(model="m", prompt="x"))
-    state.script.append(lambda req: JSONResponse(
-        {"id": handle["task_ids"][0], "status": "FAILURE", "progress": "0%",
-         "failReason": "Banned prompt detected: gore"}))
+    state.script.append(
+        lambda req: JSONResponse(
+            {
+                "id": handle["task_ids"][0],
+                "status": "FAILURE",
+                "progress": "0%",
+                "failReason": "Banned prompt detected: gore",
+            }
+        )
+    )
     with pytest.raises(UpstreamError) as ei:
         await p.poll(handle)
     assert ei.value.code == ErrorCode.content_policy_violation
@@ -104,8 +115,7 @@ async def test_banned_failure_reason_is_moderation(state, make):
 
 @pytest.mark.parametrize("code,expect", [(4, ErrorCode.upstream_bad_request), (9, ErrorCode.upstream_error)])
 async def test_scripted_codes(state, make, code, expect):
-    state.script.append(
-        lambda req: JSONResponse({"code": code, "description": "d", "result": None, "properties": {}}))
+    state.script.append(lambda req: JSONResponse({"code": code, "description": "d", "result": None, "properties": {}}))
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == expect

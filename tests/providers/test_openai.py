@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import pytest
 
+from imagegate.catalog import builtin_specs
+from imagegate.catalog.schema import ModelSpec
+from imagegate.catalog.sizing import fit_rule
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
-from imagegate.providers.openai import size_for, snap_free
+from imagegate.providers.openai import size_for
+
+
+def spec(model_id: str) -> ModelSpec:
+    """The catalog entry of an OpenAI model: its sizes and size rule are what the adapter sends by."""
+    return next(s for s in builtin_specs() if s.id == model_id)
+
+
+def snap_free(w: int, h: int) -> tuple[int, int]:
+    """GPT-image-2's catalog size rule applied to any WxH, the way the adapter does."""
+    rule = spec("GPT-image-2").size_rule
+    assert rule is not None
+    return fit_rule(rule, w, h, "nearest")
 
 
 async def test_gpt_image_generation_returns_decodable_images_at_the_asked_size(wire, kit):
     w = wire("openai", "gpt-image-1")
-    res = await w.run(ImageRequest(model="gpt-image-1", prompt="a red fox", n=3, width=1536, height=1024,
-                                   quality="low", output_format="jpeg", output_compression=70))
+    res = await w.run(
+        ImageRequest(
+            model="gpt-image-1",
+            prompt="a red fox",
+            n=3,
+            width=1536,
+            height=1024,
+            quality="low",
+            output_format="jpeg",
+            output_compression=70,
+        )
+    )
     assert len(res.images) == 3
     for img in res.images:
         assert kit.size_of(img.data) == (1536, 1024)
@@ -25,8 +50,8 @@ async def test_gpt_image_1_snaps_odd_sizes_to_its_three_sizes(wire, kit):
     w = wire("openai", "gpt-image-1.5")
     res = await w.run(ImageRequest(model="gpt-image-1.5", prompt="wide", width=1920, height=1080))
     assert kit.size_of(res.images[0].data) == (1536, 1024)
-    assert size_for("gpt-image-1", ImageRequest(model="m", width=700, height=1000)) == "1024x1536"
-    assert size_for("gpt-image-1", ImageRequest(model="m")) == "auto"
+    assert size_for(spec("gpt-image-1"), ImageRequest(model="m", width=700, height=1000)) == "1024x1536"
+    assert size_for(spec("gpt-image-1"), ImageRequest(model="m")) == "auto"
 
 
 async def test_gpt_image_2_takes_free_sizes_snapped_to_its_rule(wire, kit):
@@ -36,17 +61,20 @@ async def test_gpt_image_2_takes_free_sizes_snapped_to_its_rule(wire, kit):
     assert snap_free(1920, 1080) == (1920, 1088)
     assert snap_free(8000, 1000) == (3840, 1280)  # ratio capped at 3:1, side capped at 3840
     # resolution + aspect ratio: 4K 16:9 lands on the 3840x2160 ceiling
-    assert size_for("gpt-image-2", ImageRequest(model="m", resolution="4K", aspect_ratio="16:9")) == "3840x2160"
+    assert size_for(spec("GPT-image-2"), ImageRequest(model="m", resolution="4K", aspect_ratio="16:9")) == "3840x2160"
 
 
 async def test_dalle3_fans_n_out_and_keeps_revised_prompt(wire, kit):
     w = wire("openai", "dall-e-3")
-    res = await w.run(ImageRequest(model="dall-e-3", prompt="a lighthouse", n=2, width=1792, height=1024,
-                                   quality="hd", style="natural"))
+    res = await w.run(
+        ImageRequest(
+            model="dall-e-3", prompt="a lighthouse", n=2, width=1792, height=1024, quality="hd", style="natural"
+        )
+    )
     assert len(res.images) == 2
     assert w.state.calls["submit"] == 2  # dall-e-3 takes n=1 only
     assert kit.size_of(res.images[0].data) == (1792, 1024)
-    assert res.revised_prompt and "lighthouse" in res.revised_prompt
+    assert res.images[0].revised_prompt and "lighthouse" in res.images[0].revised_prompt
 
 
 async def test_dalle2_square_sizes(wire, kit):
@@ -60,16 +88,24 @@ async def test_edit_sends_multipart_image_array_and_alpha_mask(wire, kit):
     w = wire("openai", "gpt-image-1")
     grey = kit.picture(600, 400)
     # a grayscale (white = edit) mask of another size: the adapter converts + resizes it
-    from PIL import Image
     import io
+
+    from PIL import Image
+
     m = Image.new("L", (300, 200), 0)
     m.paste(255, (0, 0, 150, 200))
     buf = io.BytesIO()
     m.save(buf, "PNG")
     mask = kit.picture(300, 200)
     mask.data, mask.mime = buf.getvalue(), "image/png"
-    req = ImageRequest(model="gpt-image-1", prompt="add a hat", mode="edit", images=[grey, kit.picture(256, 256)],
-                       mask=mask, input_fidelity="high")
+    req = ImageRequest(
+        model="gpt-image-1",
+        prompt="add a hat",
+        mode="edit",
+        images=[grey, kit.picture(256, 256)],
+        mask=mask,
+        input_fidelity="high",
+    )
     res = await w.run(req)
     edit = w.state.jobs["last_edit"]
     assert edit["image_field"] == "image[]"
@@ -82,18 +118,28 @@ async def test_edit_sends_multipart_image_array_and_alpha_mask(wire, kit):
 
 async def test_dalle2_edit_uses_single_image_field(wire, kit):
     w = wire("openai", "dall-e-2")
-    req = ImageRequest(model="dall-e-2", prompt="edit", mode="edit", images=[kit.picture(512, 512)],
-                       mask=kit.alpha_mask(512, 512), width=256, height=256)
+    req = ImageRequest(
+        model="dall-e-2",
+        prompt="edit",
+        mode="edit",
+        images=[kit.picture(512, 512)],
+        mask=kit.alpha_mask(512, 512),
+        width=256,
+        height=256,
+    )
     res = await w.run(req)
     assert w.state.jobs["last_edit"]["image_field"] == "image"
     assert kit.size_of(res.images[0].data) == (256, 256)
 
 
-@pytest.mark.parametrize("prompt,code", [
-    ("[sandbox:moderated] x", ErrorCode.content_policy_violation),
-    ("[sandbox:error] x", ErrorCode.upstream_error),
-    ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited),
-])
+@pytest.mark.parametrize(
+    "prompt,code",
+    [
+        ("[sandbox:moderated] x", ErrorCode.content_policy_violation),
+        ("[sandbox:error] x", ErrorCode.upstream_error),
+        ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited),
+    ],
+)
 async def test_triggers_map_to_error_classes(wire, prompt, code):
     w = wire("openai", "gpt-image-1")
     with pytest.raises(UpstreamError) as exc:
@@ -111,18 +157,65 @@ async def test_wrong_key_is_upstream_auth_and_the_key_is_not_echoed(wire):
     assert "1234" not in exc.value.message and "SECRET" not in exc.value.message
 
 
-@pytest.mark.parametrize("status,body,headers,code,retry,param", [
-    (429, {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
-                     "param": None, "code": "insufficient_quota"}}, {}, ErrorCode.upstream_quota, None, None),
-    (429, {"error": {"message": "slow down", "type": "requests", "param": None, "code": "rate_limit_exceeded"}},
-     {"retry-after": "7"}, ErrorCode.upstream_rate_limited, 7.0, None),
-    (400, {"error": {"message": "Invalid value", "type": "invalid_request_error", "param": "size",
-                     "code": "invalid_value"}}, {}, ErrorCode.upstream_bad_request, None, "size"),
-    (503, {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}, {},
-     ErrorCode.upstream_unavailable, None, None),
-    (402, {"error": {"message": "pay", "type": "billing", "param": None, "code": None}}, {},
-     ErrorCode.upstream_quota, None, None),
-])
+@pytest.mark.parametrize(
+    "status,body,headers,code,retry,param",
+    [
+        (
+            429,
+            {
+                "error": {
+                    "message": "You exceeded your current quota",
+                    "type": "insufficient_quota",
+                    "param": None,
+                    "code": "insufficient_quota",
+                }
+            },
+            {},
+            ErrorCode.upstream_quota,
+            None,
+            None,
+        ),
+        (
+            429,
+            {"error": {"message": "slow down", "type": "requests", "param": None, "code": "rate_limit_exceeded"}},
+            {"retry-after": "7"},
+            ErrorCode.upstream_rate_limited,
+            7.0,
+            None,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "message": "Invalid value",
+                    "type": "invalid_request_error",
+                    "param": "size",
+                    "code": "invalid_value",
+                }
+            },
+            {},
+            ErrorCode.upstream_bad_request,
+            None,
+            "size",
+        ),
+        (
+            503,
+            {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}},
+            {},
+            ErrorCode.upstream_unavailable,
+            None,
+            None,
+        ),
+        (
+            402,
+            {"error": {"message": "pay", "type": "billing", "param": None, "code": None}},
+            {},
+            ErrorCode.upstream_quota,
+            None,
+            None,
+        ),
+    ],
+)
 async def test_scripted_errors(wire, kit, status, body, headers, code, retry, param):
     w = wire("openai", "gpt-image-1")
     w.state.script.append(kit.once(status, body, headers))

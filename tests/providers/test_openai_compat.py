@@ -11,8 +11,11 @@ BASE = "https://lite.example.com/v1"
 
 async def test_generation_downloads_url_results_at_the_asked_size(wire, kit):
     w = wire("openai_compat", "gpt-image-2", base_url=BASE)
-    res = await w.run(ImageRequest(model="gpt-image-2-lite", prompt="a kite", n=2, width=768, height=512,
-                                   quality="low", moderation="low"))
+    res = await w.run(
+        ImageRequest(
+            model="gpt-image-2-lite", prompt="a kite", n=2, width=768, height=512, quality="low", moderation="low"
+        )
+    )
     assert [kit.size_of(i.data) for i in res.images] == [(768, 512), (768, 512)]
     assert all(i.url is None and i.data for i in res.images)  # downloaded, not handed on
     body = w.state.jobs["last_body"]
@@ -21,9 +24,19 @@ async def test_generation_downloads_url_results_at_the_asked_size(wire, kit):
 
 
 async def test_options_rename_drop_extra_body_and_fan_out(wire, kit):
-    w = wire("openai_compat", "grok-2-image", base_url=BASE,
-             options={"size_field": "none", "drop": ["quality"], "rename": {"user": "end_user"},
-                      "extra_body": {"watermark": False}, "n_field": "none", "response_format": "b64_json"})
+    w = wire(
+        "openai_compat",
+        "grok-2-image",
+        base_url=BASE,
+        options={
+            "size_field": "none",
+            "drop": ["quality"],
+            "rename": {"user": "end_user"},
+            "extra_body": {"watermark": False},
+            "n_field": "none",
+            "response_format": "b64_json",
+        },
+    )
     res = await w.run(ImageRequest(model="x", prompt="p", n=3, width=640, height=640, quality="high", user="u1"))
     body = w.state.jobs["last_body"]
     assert "size" not in body and "quality" not in body and "n" not in body
@@ -41,8 +54,11 @@ async def test_sizes_option_snaps(wire, kit):
 
 async def test_edit_multipart_with_converted_mask(wire, kit):
     w = wire("openai_compat", "m", base_url=BASE)
-    res = await w.run(ImageRequest(model="m", prompt="edit", mode="edit", images=[kit.picture(400, 400)],
-                                   mask=kit.alpha_mask(200, 200)))
+    res = await w.run(
+        ImageRequest(
+            model="m", prompt="edit", mode="edit", images=[kit.picture(400, 400)], mask=kit.alpha_mask(200, 200)
+        )
+    )
     edit = w.state.jobs["last_edit"]
     assert edit["image_field"] == "image[]" and edit["mask"]["size"] == [400, 400]
     assert res.images[0].data
@@ -54,8 +70,9 @@ async def test_wrong_key_and_errors(wire, kit):
         await w.run(ImageRequest(model="m", prompt="p"))
     assert exc.value.code == ErrorCode.upstream_auth
     w = wire("openai_compat", "m", base_url=BASE)
-    w.state.script.append(kit.once(429, {"error": {"message": "slow", "type": "rate", "code": None}},
-                                   {"retry-after": "3"}))
+    w.state.script.append(
+        kit.once(429, {"error": {"message": "slow", "type": "rate", "code": None}}, {"retry-after": "3"})
+    )
     with pytest.raises(UpstreamError) as exc:
         await w.run(ImageRequest(model="m", prompt="p"))
     assert exc.value.code == ErrorCode.upstream_rate_limited and exc.value.retry_after == 3.0

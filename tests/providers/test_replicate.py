@@ -13,8 +13,9 @@ SCHNELL = "black-forest-labs/flux-schnell"
 async def test_prefer_wait_success_needs_no_polling(wire, kit):
     w = wire("replicate", PRO)
     w.state.polls_to_finish = 0
-    handle = await w.adapter.submit(ImageRequest(model="flux-1-pro", prompt="a boat", aspect_ratio="16:9",
-                                                 output_format="png"))
+    handle = await w.adapter.submit(
+        ImageRequest(model="flux-1-pro", prompt="a boat", aspect_ratio="16:9", output_format="png")
+    )
     assert handle["predictions"][0]["status"] == "succeeded"
     got = await w.adapter.poll(handle)
     assert got.done and w.state.calls["poll"] == 0  # only the download, no prediction GET
@@ -69,11 +70,14 @@ async def test_cancel_posts_to_cancel_url(wire):
     assert exc.value.code == ErrorCode.canceled
 
 
-@pytest.mark.parametrize("prompt,code,retry", [
-    ("[sandbox:moderated] x", ErrorCode.content_policy_violation, None),
-    ("[sandbox:error] x", ErrorCode.upstream_error, None),
-    ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited, 1.0),
-])
+@pytest.mark.parametrize(
+    "prompt,code,retry",
+    [
+        ("[sandbox:moderated] x", ErrorCode.content_policy_violation, None),
+        ("[sandbox:error] x", ErrorCode.upstream_error, None),
+        ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited, 1.0),
+    ],
+)
 async def test_triggers(wire, prompt, code, retry):
     w = wire("replicate", PRO)
     with pytest.raises(UpstreamError) as exc:
@@ -88,20 +92,38 @@ async def test_wrong_token(wire):
     assert exc.value.code == ErrorCode.upstream_auth and "r8_" not in exc.value.message
 
 
-async def test_invalid_field_is_named(wire):
-    w = wire("replicate", SCHNELL, options={"n_field": "num_outputs", "max_n": 8})
+async def test_invalid_field_is_named(wire, kit):
+    eight = kit.spec_for("replicate", SCHNELL).model_copy(update={"images_per_call": 8})
+    w = wire("replicate", SCHNELL, spec=eight, options={"n_field": "num_outputs"})
     with pytest.raises(UpstreamError) as exc:
         await w.run(ImageRequest(model="m", prompt="p", n=6))
     assert exc.value.code == ErrorCode.upstream_bad_request and exc.value.param == "num_outputs"
 
 
-@pytest.mark.parametrize("status,body,headers,code,retry", [
-    (402, {"title": "Insufficient credit", "detail": "You have insufficient credit to run this model.", "status": 402},
-     {}, ErrorCode.upstream_quota, None),
-    (429, {"title": "Request was throttled", "detail": "Expected available in 4 seconds.", "status": 429},
-     {"Retry-After": "4"}, ErrorCode.upstream_rate_limited, 4.0),
-    (500, {"title": "Internal Server Error", "detail": "boom", "status": 500}, {}, ErrorCode.upstream_error, None),
-])
+@pytest.mark.parametrize(
+    "status,body,headers,code,retry",
+    [
+        (
+            402,
+            {
+                "title": "Insufficient credit",
+                "detail": "You have insufficient credit to run this model.",
+                "status": 402,
+            },
+            {},
+            ErrorCode.upstream_quota,
+            None,
+        ),
+        (
+            429,
+            {"title": "Request was throttled", "detail": "Expected available in 4 seconds.", "status": 429},
+            {"Retry-After": "4"},
+            ErrorCode.upstream_rate_limited,
+            4.0,
+        ),
+        (500, {"title": "Internal Server Error", "detail": "boom", "status": 500}, {}, ErrorCode.upstream_error, None),
+    ],
+)
 async def test_scripted_errors(wire, kit, status, body, headers, code, retry):
     w = wire("replicate", PRO)
     w.state.script.append(kit.once(status, body, headers))

@@ -12,8 +12,16 @@ from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
 @pytest.mark.parametrize("accept", ["image/*", "application/json"])
 async def test_sd3_generation_both_accept_modes(wire, kit, accept):
     w = wire("stability", "sd3.5-large", options={"accept": accept})
-    res = await w.run(ImageRequest(model="stable-diffusion-3", prompt="a castle", width=1024, height=768,
-                                   output_format="jpeg", negative_prompt="fog"))
+    res = await w.run(
+        ImageRequest(
+            model="stable-diffusion-3",
+            prompt="a castle",
+            width=1024,
+            height=768,
+            output_format="jpeg",
+            negative_prompt="fog",
+        )
+    )
     assert kit.size_of(res.images[0].data) == (1152, 896)  # 1024x768 -> nearest ratio 5:4
     assert kit.fmt_of(res.images[0].data) == "jpeg" and res.images[0].mime == "image/jpeg"
     last = w.state.jobs["last"]
@@ -41,8 +49,7 @@ async def test_core_aspect_ratio_snaps(wire, kit):
 async def test_inpaint_converts_alpha_mask_to_white_means_edit(wire, kit):
     w = wire("stability", "ultra")
     img = kit.picture(640, 480)
-    res = await w.run(ImageRequest(model="m", prompt="a hat", mode="edit", images=[img],
-                                   mask=kit.alpha_mask(320, 240)))
+    res = await w.run(ImageRequest(model="m", prompt="a hat", mode="edit", images=[img], mask=kit.alpha_mask(320, 240)))
     last = w.state.jobs["last"]
     assert last["kind"] == "inpaint" and last["files"] == ["image", "mask"]
     assert last["mask"]["mode"] == "L"
@@ -58,11 +65,14 @@ async def test_sd3_image_to_image(wire, kit):
     assert kit.size_of(res.images[0].data) == (512, 768)
 
 
-@pytest.mark.parametrize("prompt,code,retry", [
-    ("[sandbox:moderated] x", ErrorCode.content_policy_violation, None),
-    ("[sandbox:error] x", ErrorCode.upstream_error, None),
-    ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited, 60.0),
-])
+@pytest.mark.parametrize(
+    "prompt,code,retry",
+    [
+        ("[sandbox:moderated] x", ErrorCode.content_policy_violation, None),
+        ("[sandbox:error] x", ErrorCode.upstream_error, None),
+        ("[sandbox:rate-limit] x", ErrorCode.upstream_rate_limited, 60.0),
+    ],
+)
 async def test_triggers(wire, prompt, code, retry):
     w = wire("stability", "core")
     with pytest.raises(UpstreamError) as exc:
@@ -75,11 +85,13 @@ async def test_content_filtered_finish_reason_is_moderation(wire, kit, accept):
     w = wire("stability", "core", options={"accept": accept})
     blurred = b"\x89PNG\r\n\x1a\n fake"
     if accept == "image/*":
-        w.state.script.append(kit.once(200, raw=blurred, headers={"finish-reason": "CONTENT_FILTERED",
-                                                                  "content-type": "image/png"}))
+        w.state.script.append(
+            kit.once(200, raw=blurred, headers={"finish-reason": "CONTENT_FILTERED", "content-type": "image/png"})
+        )
     else:
-        w.state.script.append(kit.once(200, {"image": base64.b64encode(blurred).decode(),
-                                             "finish_reason": "CONTENT_FILTERED", "seed": 1}))
+        w.state.script.append(
+            kit.once(200, {"image": base64.b64encode(blurred).decode(), "finish_reason": "CONTENT_FILTERED", "seed": 1})
+        )
     with pytest.raises(UpstreamError) as exc:
         await w.run(ImageRequest(model="m", prompt="p"))
     assert exc.value.code == ErrorCode.content_policy_violation
@@ -92,17 +104,51 @@ async def test_wrong_key(wire):
     assert exc.value.code == ErrorCode.upstream_auth and "sk-wrong" not in exc.value.message
 
 
-@pytest.mark.parametrize("status,body,headers,code,retry,param", [
-    (402, {"id": "x", "name": "payment_required", "errors": ["lacks sufficient credits"]}, {},
-     ErrorCode.upstream_quota, None, None),
-    (429, {"id": "x", "name": "rate_limit_exceeded", "errors": ["slow"]}, {"retry-after": "12"},
-     ErrorCode.upstream_rate_limited, 12.0, None),
-    (400, {"id": "x", "name": "bad_request", "errors": ["aspect_ratio: must be one of ..."]}, {},
-     ErrorCode.upstream_bad_request, None, "aspect_ratio"),
-    (413, {"id": "x", "name": "payload_too_large", "errors": ["body too large"]}, {},
-     ErrorCode.upstream_bad_request, None, None),
-    (503, {"id": "x", "name": "service_unavailable", "errors": ["down"]}, {}, ErrorCode.upstream_unavailable, None, None),
-])
+@pytest.mark.parametrize(
+    "status,body,headers,code,retry,param",
+    [
+        (
+            402,
+            {"id": "x", "name": "payment_required", "errors": ["lacks sufficient credits"]},
+            {},
+            ErrorCode.upstream_quota,
+            None,
+            None,
+        ),
+        (
+            429,
+            {"id": "x", "name": "rate_limit_exceeded", "errors": ["slow"]},
+            {"retry-after": "12"},
+            ErrorCode.upstream_rate_limited,
+            12.0,
+            None,
+        ),
+        (
+            400,
+            {"id": "x", "name": "bad_request", "errors": ["aspect_ratio: must be one of ..."]},
+            {},
+            ErrorCode.upstream_bad_request,
+            None,
+            "aspect_ratio",
+        ),
+        (
+            413,
+            {"id": "x", "name": "payload_too_large", "errors": ["body too large"]},
+            {},
+            ErrorCode.upstream_bad_request,
+            None,
+            None,
+        ),
+        (
+            503,
+            {"id": "x", "name": "service_unavailable", "errors": ["down"]},
+            {},
+            ErrorCode.upstream_unavailable,
+            None,
+            None,
+        ),
+    ],
+)
 async def test_scripted_errors(wire, kit, status, body, headers, code, retry, param):
     w = wire("stability", "core")
     w.state.script.append(kit.once(status, body, headers))

@@ -8,10 +8,11 @@ import time
 import pytest
 from starlette.responses import JSONResponse
 
+from imagegate.catalog import Deployment
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
-from imagegate.providers.base import Deployment, provider_class
-from tests.providers.conftest import spec_for
 from imagegate.providers.hunyuan import tc3_headers
+from imagegate.providers.registry import provider_class
+from tests.providers.conftest import spec_for
 
 PROVIDER = "tencent_mps"
 MODEL = "hunyuan-3d-panorama"
@@ -26,10 +27,16 @@ async def test_panorama_scene_wire_format(state, make, kit):
     req = ImageRequest(model="m", prompt="一个雪山湖泊的360度全景图", negative_prompt="people")
     result, seen, handle = await kit.trace(make(), req)
     assert [r.done for r in seen] == [False, False, True]
-    assert seen[0].queue_position == 0 and seen[1].progress == 50
+    assert seen[0].progress == 0 and seen[1].progress == 50
     params = job(state)["params"]
-    assert params == {"ModelName": "Hunyuan", "SceneType": "3d_panorama", "Prompt": "一个雪山湖泊的360度全景图",
-                      "EnhancePrompt": False, "OutputImageCount": 1, "NegativePrompt": "people"}
+    assert params == {
+        "ModelName": "Hunyuan",
+        "SceneType": "3d_panorama",
+        "Prompt": "一个雪山湖泊的360度全景图",
+        "EnhancePrompt": False,
+        "OutputImageCount": 1,
+        "NegativePrompt": "people",
+    }
     assert handle["task_id"].startswith("4-AigcImage-")
     w, h = kit.size_of(result.images[0].data)
     assert w == 2 * h
@@ -63,8 +70,9 @@ async def test_failed_task(make, kit):
     assert ei.value.code == ErrorCode.upstream_error and "internal error" in ei.value.message
 
 
-@pytest.mark.parametrize("trig,code", [("moderated", ErrorCode.content_policy_violation),
-                                       ("rate-limit", ErrorCode.upstream_rate_limited)])
+@pytest.mark.parametrize(
+    "trig,code", [("moderated", ErrorCode.content_policy_violation), ("rate-limit", ErrorCode.upstream_rate_limited)]
+)
 async def test_submit_triggers(state, make, trig, code):
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt=f"x [sandbox:{trig}]"))
@@ -83,10 +91,17 @@ async def test_bad_signature_and_wrong_service(sandbox, make):
         await make(credentials={"secret_key": "wrong"}).submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_auth and "SignatureFailure" in ei.value.message
     # a request signed for the hunyuan service does not pass at MPS
-    hy = provider_class("hunyuan")(Deployment(id="hy", provider="hunyuan", model="m",
-                                              base_url="https://mps.tencentcloudapi.com",
-                                              credentials={"secret_id": "sandbox-key", "secret_key": "sandbox-key"}),
-                                   spec_for("hunyuan", "m"), sandbox.client("tencent_mps"))
+    hy = provider_class("hunyuan")(
+        Deployment(
+            id="hy",
+            provider="hunyuan",
+            model="m",
+            base_url="https://mps.tencentcloudapi.com",
+            credentials={"secret_id": "sandbox-key", "secret_key": "sandbox-key"},
+        ),
+        spec_for("hunyuan", "m"),
+        sandbox.client("tencent_mps"),
+    )
     with pytest.raises(UpstreamError) as ei:
         await hy.submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == ErrorCode.upstream_auth
@@ -98,12 +113,18 @@ async def test_unknown_task(make):
     assert ei.value.code == ErrorCode.upstream_error and "ResourceNotFound" in ei.value.message
 
 
-@pytest.mark.parametrize("code,expect", [("UnauthorizedOperation", ErrorCode.upstream_auth),
-                                        ("RequestLimitExceeded.UinLimitExceeded", ErrorCode.upstream_rate_limited),
-                                        ("InternalError", ErrorCode.upstream_error)])
+@pytest.mark.parametrize(
+    "code,expect",
+    [
+        ("UnauthorizedOperation", ErrorCode.upstream_auth),
+        ("RequestLimitExceeded.UinLimitExceeded", ErrorCode.upstream_rate_limited),
+        ("InternalError", ErrorCode.upstream_error),
+    ],
+)
 async def test_scripted_common_errors(state, make, code, expect):
-    state.script.append(lambda req: JSONResponse(
-        {"Response": {"Error": {"Code": code, "Message": "m"}, "RequestId": "r"}}))
+    state.script.append(
+        lambda req: JSONResponse({"Response": {"Error": {"Code": code, "Message": "m"}, "RequestId": "r"}})
+    )
     with pytest.raises(UpstreamError) as ei:
         await make().submit(ImageRequest(model="m", prompt="x"))
     assert ei.value.code == expect
@@ -111,11 +132,24 @@ async def test_scripted_common_errors(state, make, code, expect):
 
 async def test_fake_refuses_prompt_and_reference_together(sandbox):
     """The world-model panorama takes a prompt or a reference image, not both (why the adapter is text-only)."""
-    payload = json.dumps({"ModelName": "Hunyuan", "SceneType": "3d_panorama", "Prompt": "x",
-                          "ImageInfos": [{"ImageUrl": "https://example.com/a.png"}]}).encode()
-    headers = tc3_headers(secret_id="sandbox-key", secret_key="sandbox-key", host="mps.tencentcloudapi.com",
-                          service="mps", action="CreateAigcImageTask", region=None, payload=payload,
-                          timestamp=int(time.time()), version="2019-06-12")
-    r = await sandbox.client("tencent_mps").post("https://mps.tencentcloudapi.com/", content=payload,
-                                                 headers=headers)
+    payload = json.dumps(
+        {
+            "ModelName": "Hunyuan",
+            "SceneType": "3d_panorama",
+            "Prompt": "x",
+            "ImageInfos": [{"ImageUrl": "https://example.com/a.png"}],
+        }
+    ).encode()
+    headers = tc3_headers(
+        secret_id="sandbox-key",
+        secret_key="sandbox-key",
+        host="mps.tencentcloudapi.com",
+        service="mps",
+        action="CreateAigcImageTask",
+        region=None,
+        payload=payload,
+        timestamp=int(time.time()),
+        version="2019-06-12",
+    )
+    r = await sandbox.client("tencent_mps").post("https://mps.tencentcloudapi.com/", content=payload, headers=headers)
     assert r.status_code == 200 and r.json()["Response"]["Error"]["Code"] == "InvalidParameter"

@@ -1,7 +1,9 @@
 """The catalog as data: each public model's capabilities, price and deployments.
 
 Every ``*.yaml`` in ``catalog/data`` holds ``models: [...]``; ``--config FILE`` adds or
-replaces entries by id. Validation of requests reads these capabilities; nothing else does.
+replaces entries by id. Validation checks requests against these capabilities and each adapter
+maps them onto its upstream's wire (it is built with its model's :class:`ModelSpec`), so a fact
+an upstream needs lives here once and both sides read the same value.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Capability = Literal["generate", "edit", "mask", "multi_image", "panorama"]
+#: resolution tier -> aspect ratio -> the WxH the upstream makes for it
+SizeTable = dict[str, dict[str, str]]
 
 
 class _Strict(BaseModel):
@@ -31,7 +35,7 @@ class Price(_Strict):
     note: str | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> "Price":
+    def _one_of(self) -> Price:
         if self.per_image is None and not self.rules:
             raise ValueError("price needs per_image or rules")
         return self
@@ -60,12 +64,18 @@ class Price(_Strict):
 
 
 class SizeRule(_Strict):
-    """Free-form WxH within bounds (e.g. gpt-image-2: multiples of 16, ratio 1:3..3:1)."""
+    """Free-form WxH within bounds (e.g. gpt-image-2: multiples of 16, ratio 1:3..3:1, a pixel floor).
+
+    Validation refuses what falls outside, and adapters fit a size into the same rule, so both
+    read one set of bounds (:func:`imagegate.catalog.sizing.fit_rule`).
+    """
 
     min_side: int = 64
     max_side: int = 4096
     multiple_of: int = 1
     max_pixels: int | None = None
+    #: a pixel floor some upstreams enforce (gpt-image-2: 655,360; Seedream 4.5: about 3.7 MP)
+    min_pixels: int | None = None
     min_ratio: float | None = None  # w/h lower bound
     max_ratio: float | None = None
 
@@ -91,8 +101,12 @@ class ModelSpec(_Strict):
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
     owned_by: str = "imagegate"
-    capabilities: list[Capability] = Field(default_factory=lambda: ["generate"])
-    sizes: list[str] | None = None  # fixed WxH list
+    capabilities: list[Capability] = Field(default_factory=lambda: list[Capability](["generate"]))
+    #: the WxH a client may ask for; defaults to every size of ``size_table``
+    sizes: list[str] | None = None
+    #: for upstreams asked for an aspect ratio (and a tier) rather than pixels: what each one makes.
+    #: A size of the table is sent as its own ratio and tier; any other size as the nearest ratio.
+    size_table: SizeTable | None = None
     size_rule: SizeRule | None = None
     default_size: str | None = None
     allow_auto_size: bool = True
@@ -103,6 +117,8 @@ class ModelSpec(_Strict):
     default_resolution: str | None = None
     default_aspect_ratio: str | None = None
     max_n: int = 1
+    #: images one upstream call can return; a larger ``n`` is fanned out (None: ``max_n``, one call)
+    images_per_call: int | None = None
     max_images: int = 0  # reference/edit inputs accepted
     qualities: list[str] | None = None
     styles: list[str] | None = None
@@ -117,12 +133,28 @@ class ModelSpec(_Strict):
     deployments: list[DeploymentSpec]
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelSpec":
+    def _check(self) -> ModelSpec:
         if not self.deployments:
             raise ValueError(f"model {self.id} has no deployments")
+        if self.size_table is not None:
+            self._check_table(self.size_table)
         if self.sizes is None and self.size_rule is None and self.resolutions is None:
             raise ValueError(f"model {self.id} declares no sizes, size_rule or resolutions")
         return self
+
+    def _check_table(self, table: SizeTable) -> None:
+        """Every ratio of the table is one the model offers; the table's sizes are its sizes unless it lists its own."""
+        tiers = [t for t in table if t not in ("512", "1K", "2K", "4K")]
+        if tiers:
+            raise ValueError(f"model {self.id}: size_table tiers {tiers} are not 512, 1K, 2K or 4K")
+        ratios = [r for row in table.values() for r in row]
+        unknown = sorted(set(ratios) - set(self.aspect_ratios or ratios))
+        if unknown:
+            raise ValueError(f"model {self.id}: size_table ratios {unknown} are not in aspect_ratios")
+        if self.aspect_ratios is None:
+            self.aspect_ratios = list(dict.fromkeys(ratios))
+        if self.sizes is None:
+            self.sizes = list(dict.fromkeys(size for row in table.values() for size in row.values()))
 
 
 class CatalogFile(_Strict):

@@ -73,36 +73,20 @@ def _choice(params: dict[str, Any], name: str, allowed: list[str] | None, model:
     return val
 
 
-def _fit_rule(spec: ModelSpec, w: int, h: int) -> tuple[int, int]:
-    """Scale a tier size down into the model's size rule (a tier means 'up to' for that model)."""
-    rule = spec.size_rule
-    if rule is None:
-        return w, h
-    scale = min(1.0, rule.max_side / max(w, h))
-    if rule.max_pixels:
-        scale = min(scale, (rule.max_pixels / (w * h)) ** 0.5)
-    m = max(rule.multiple_of, 1)
-    return (max(m, int(w * scale) // m * m), max(m, int(h * scale) // m * m))
-
-
 def _check_rule(spec: ModelSpec, w: int, h: int, raw: str) -> None:
     rule = spec.size_rule
     assert rule is not None
-    problems = []
-    if min(w, h) < rule.min_side or max(w, h) > rule.max_side:
-        problems.append(f"sides between {rule.min_side} and {rule.max_side}")
-    if rule.multiple_of > 1 and (w % rule.multiple_of or h % rule.multiple_of):
-        problems.append(f"sides multiples of {rule.multiple_of}")
-    if rule.max_pixels and w * h > rule.max_pixels:
-        problems.append(f"at most {rule.max_pixels} pixels")
-    ratio = w / h
-    if (rule.min_ratio and ratio < rule.min_ratio - 1e-9) or (rule.max_ratio and ratio > rule.max_ratio + 1e-9):
-        problems.append(f"aspect ratio between {rule.min_ratio:g} and {rule.max_ratio:g}")
+    problems = sizing.rule_problems(rule, w, h)
     if problems:
         allowed = ", ".join(spec.sizes or []) or "auto"
-        raise GatewayError(ErrorCode.unsupported_value,
-                           f"'size'={raw!r} is not supported by model '{spec.id}': needs {'; '.join(problems)}"
-                           f" (or one of: {allowed})", param="size")
+        raise GatewayError(
+            ErrorCode.unsupported_value,
+            f"'size'={raw!r} is not supported by model '{spec.id}': needs {'; '.join(problems)} (or one of: {allowed})",
+            param="size",
+        )
+
+
+Size = tuple[int | None, int | None, str | None, str | None]
 
 
 def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | None, str | None, str | None]:
@@ -151,11 +135,7 @@ def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | No
         raise _unsupported("size", raw_size, spec.sizes, spec.id)
     if res is None and ratio is None:
         return None, None, None, None
-    tier = res or spec.default_resolution or (spec.resolutions[0] if spec.resolutions else "1K")
-    w, h = sizing.tier_dims(tier, ratio or 1.0)
-    w, h = _fit_rule(spec, w, h)
-    if spec.sizes and not spec.size_rule and not spec.resolutions:
-        w, h = sizing.parse_size(sizing.nearest_size(w, h, spec.sizes)) or (w, h)
+    w, h = sizing.tier_size(spec, res, ratio or 1.0, raw_ar)
     return w, h, res, raw_ar
 
 

@@ -62,10 +62,26 @@ class ImageRequest:
         out = {
             k: getattr(self, k)
             for k in (
-                "model", "prompt", "mode", "n", "width", "height", "resolution", "aspect_ratio",
-                "quality", "style", "background", "moderation", "input_fidelity", "seed",
-                "negative_prompt", "response_format", "output_format", "output_compression",
-                "user", "input_region",
+                "model",
+                "prompt",
+                "mode",
+                "n",
+                "width",
+                "height",
+                "resolution",
+                "aspect_ratio",
+                "quality",
+                "style",
+                "background",
+                "moderation",
+                "input_fidelity",
+                "seed",
+                "negative_prompt",
+                "response_format",
+                "output_format",
+                "output_compression",
+                "user",
+                "input_region",
             )
             if getattr(self, k) is not None
         }
@@ -94,4 +110,3 @@ class GeneratedImage:
 class ProviderResult:
     images: list[GeneratedImage]
     usage: dict[str, Any] | None = None
-    revised_prompt: str | None = None

@@ -20,7 +20,8 @@ import httpx
 
 from imagegate.catalog import CatalogModel
 from imagegate.domain import ErrorCode, ImageRequest, ProviderResult, UpstreamError
-from imagegate.providers.base import Deployment, PollResult, Provider, provider_class
+from imagegate.providers.base import Deployment, PollResult, Provider
+from imagegate.providers.registry import provider_class
 
 OnSubmit = Callable[[Deployment, dict[str, Any]], Awaitable[None]]
 OnProgress = Callable[[PollResult], Awaitable[None]]

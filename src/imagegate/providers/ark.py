@@ -4,63 +4,52 @@ One synchronous call. Seedream has no ``n``: several images come from *sequentia
 (``sequential_image_generation=auto`` + ``max_images``), where inputs plus outputs total <= 15 and
 the model may return fewer than asked. Items in ``data[]`` can fail one by one; we keep the good
 ones and fail only when none came back. Result URLs are signed TOS links that live 24 h.
+
+``size`` is ``WxH``: the size validation accepted against the model's catalog ``size_rule``, whose
+pixel floor is the model's (Seedream 4.5 refuses anything under 2560x1440). Reference images are
+URLs or ``data:`` URIs.
 """
 
 from __future__ import annotations
 
-import base64
-import math
 from typing import Any
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-from imagegate.catalog import sizing
-from imagegate.providers.base import Provider, http_error, register
+from imagegate.media import b64
+from imagegate.providers.base import Provider
+from imagegate.providers.toolkit import CodeMap, exactly, image_ref, json_body, pixel_size, prefixes, retry_after_of
 
 MAX_TOTAL = 15  # reference images + generated images per request
 
-_MODERATION = ("InputTextSensitiveContentDetected", "InputImageSensitiveContentDetected",
-               "OutputImageSensitiveContentDetected", "OutputTextSensitiveContentDetected")
+CODES = CodeMap.of(
+    "ark",
+    (r".*SensitiveContentDetected", ErrorCode.content_policy_violation),  # Input/Output Text/Image ...
+    (prefixes("AuthenticationError", "AccessDenied"), ErrorCode.upstream_auth),
+    (prefixes("AccountOverdue", "QuotaExceeded"), ErrorCode.upstream_quota),
+    (prefixes("RateLimitExceeded"), ErrorCode.upstream_rate_limited),
+    (exactly("ServerOverloaded"), ErrorCode.upstream_unavailable),
+    (
+        prefixes("InvalidParameter", "MissingParameter", "InvalidEndpoint", "ModelNotOpen"),
+        ErrorCode.upstream_bad_request,
+    ),
+    (exactly("InternalServiceError"), ErrorCode.upstream_error),
+)
 
 
-def ark_error(status: int, body: Any, retry_after: str | None = None) -> UpstreamError:
-    err = (body or {}).get("error") if isinstance(body, dict) else None
+def ark_error(status: int, body: dict[str, Any], retry_after: float | None = None) -> UpstreamError:
+    """Map ``{"error": {code, message, param}}``."""
+    err = body.get("error")
     err = err if isinstance(err, dict) else {}
-    code, message = str(err.get("code") or ""), str(err.get("message") or f"HTTP {status}")
-    text = f"{code}: {message}" if code else message
-    mapped = _code_map(code)
-    if mapped is None:
-        return http_error("ark", status, text, retry_after=retry_after, param=err.get("param") or None)
-    return UpstreamError(mapped, f"ark: {text}", status=status, param=err.get("param") or None,
-                         retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
+    param = str(err["param"]) if err.get("param") else None
+    return CODES.error(
+        status,
+        err.get("code") or None,
+        str(err.get("message") or f"HTTP {status}"),
+        retry_after=retry_after,
+        param=param,
+    )
 
 
-def _code_map(code: str) -> ErrorCode | None:
-    if code in _MODERATION or code.endswith("SensitiveContentDetected"):
-        return ErrorCode.content_policy_violation
-    if code in ("AuthenticationError", "AccessDenied") or code.startswith("AuthenticationError"):
-        return ErrorCode.upstream_auth
-    if code in ("AccountOverdueError", "QuotaExceeded") or code.startswith("AccountOverdue"):
-        return ErrorCode.upstream_quota
-    if code.startswith("RateLimitExceeded") or code == "ServerOverloaded":
-        return ErrorCode.upstream_rate_limited if code != "ServerOverloaded" else ErrorCode.upstream_unavailable
-    if code.startswith(("InvalidParameter", "MissingParameter", "InvalidEndpoint", "ModelNotOpen")):
-        return ErrorCode.upstream_bad_request
-    if code == "InternalServiceError":
-        return ErrorCode.upstream_error
-    return None
-
-
-def _fit(w: float, h: float, lo: int, hi: int) -> tuple[int, int]:
-    """Scale w x h into [lo, hi] pixels, keeping the shape; sides stay multiples of 16."""
-    px = w * h
-    if lo <= px <= hi:
-        return int(round(w / 16) * 16), int(round(h / 16) * 16)
-    f = math.sqrt((lo if px < lo else hi) / px)
-    snap = math.ceil if px < lo else math.floor
-    return int(snap(w * f / 16) * 16), int(snap(h * f / 16) * 16)
-
-
-@register
 class ArkProvider(Provider):
     name = "ark"
     kind = "sync"
@@ -68,21 +57,9 @@ class ArkProvider(Provider):
 
     # -- parameter map -------------------------------------------------------------------
     def _size(self, req: ImageRequest) -> str | None:
-        """'2K'/'4K' or 'WxH' inside the model's pixel budget (Seedream 4.5 starts at ~3.7 MP)."""
-        opts = self.deployment.options
-        tiers = [t.upper() for t in opts.get("tiers", ["1K", "2K", "4K"])]
-        lo, hi = int(opts.get("min_pixels", 1280 * 720)), int(opts.get("max_pixels", 4096 * 4096))
-        if req.width and req.height:
-            w, h = req.width, req.height
-        elif req.aspect_ratio and (ratio := sizing.parse_ratio(req.aspect_ratio)):
-            tier = sizing.normalize_tier(req.resolution or "") or ("2K" if "2K" in tiers else tiers[0])
-            w, h = sizing.tier_dims(tier, ratio)
-        elif req.resolution and (tier := sizing.normalize_tier(req.resolution)):
-            side = sizing.TIER_LONG_SIDE[tier]
-            return tier if tier in tiers else sizing.nearest_tier(side, side, tiers)
-        else:
-            return None  # the model's default (2048x2048)
-        return "{}x{}".format(*_fit(w, h, lo, hi))
+        """'WxH' inside the model's rule; None leaves the model's default (2048x2048)."""
+        dims = pixel_size(self.spec, req)
+        return f"{dims[0]}x{dims[1]}" if dims else None
 
     def _body(self, req: ImageRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -94,7 +71,7 @@ class ArkProvider(Provider):
         if (size := self._size(req)) is not None:
             body["size"] = size
         if req.images:
-            refs = [i.url or f"data:{i.mime};base64,{base64.b64encode(i.data).decode()}" for i in req.images]
+            refs = [image_ref(i) for i in req.images]
             body["image"] = refs[0] if len(refs) == 1 else refs
         n = max(1, min(req.n, MAX_TOTAL - len(req.images)))
         if n > 1:
@@ -110,19 +87,17 @@ class ArkProvider(Provider):
     # -- call + response transform -------------------------------------------------------
     async def generate(self, req: ImageRequest) -> ProviderResult:
         headers = {"Authorization": f"Bearer {self.credential()}", "Content-Type": "application/json"}
-        resp = await self.request("POST", f"{self.base_url}/api/v3/images/generations",
-                                  json=self._body(req), headers=headers)
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {}
+        resp = await self.request(
+            "POST", f"{self.base_url}/api/v3/images/generations", json=self._body(req), headers=headers
+        )
+        body = json_body(resp)
         if resp.status_code != 200:
-            raise ark_error(resp.status_code, body, resp.headers.get("retry-after"))
+            raise ark_error(resp.status_code, body, retry_after_of(resp))
         items = body.get("data") or []
         good, failed = [], []
         for item in items:
             if item.get("b64_json"):
-                good.append(GeneratedImage(data=base64.b64decode(item["b64_json"]), mime="image/jpeg"))
+                good.append(GeneratedImage(data=b64.decode(item["b64_json"]), mime="image/jpeg"))
             elif item.get("url"):
                 good.append(GeneratedImage(url=item["url"]))
             elif item.get("error"):

@@ -1,8 +1,10 @@
 """The contract between the engine and one upstream provider.
 
 An adapter only translates: :class:`ImageRequest` -> the provider's wire format, and the
-provider's answer -> :class:`ProviderResult` (image bytes or URLs we download ourselves).
-Adapters register themselves with :func:`register`; the engine never branches per provider.
+provider's answer -> :class:`ProviderResult` (image bytes or URLs we download ourselves). It is
+built with its model's catalog entry (``spec``): the capabilities it maps onto the wire are the
+ones validation checked, never constants of its own. :mod:`imagegate.providers.registry` names
+every adapter; the engine never branches per provider.
 
 Two kinds:
 - ``sync``: :meth:`Provider.generate` returns the images.
@@ -14,9 +16,7 @@ Two kinds:
 from __future__ import annotations
 
 import asyncio
-import importlib
-import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -24,6 +24,9 @@ import httpx
 from imagegate.catalog import Deployment
 from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.providers.toolkit import http_error
+
+__all__ = ["Deployment", "PollResult", "Provider", "http_error"]
 
 
 @dataclass(slots=True)
@@ -33,7 +36,6 @@ class PollResult:
     done: bool
     result: ProviderResult | None = None
     progress: int | None = None  # 0-100 when the provider reports it
-    queue_position: int | None = None
     handle: dict[str, Any] | None = None  # an updated handle to store, if the adapter changed it
 
 
@@ -45,8 +47,6 @@ class Provider:
     default_base_url: ClassVar[str | None] = None
     #: credential names the adapter reads from ``deployment.credentials``
     credential_names: ClassVar[tuple[str, ...]] = ("api_key",)
-    #: whether the provider can cancel a submitted job
-    can_cancel: ClassVar[bool] = False
 
     def __init__(self, deployment: Deployment, spec: ModelSpec, http: httpx.AsyncClient) -> None:
         self.deployment = deployment
@@ -107,70 +107,3 @@ class Provider:
             return got
 
         return list(await asyncio.gather(*(one(i) for i in images)))
-
-
-def http_error(provider: str, status: int, message: str, *, retry_after: str | float | None = None,
-               moderated: bool = False, param: str | None = None) -> UpstreamError:
-    """Map an upstream HTTP status onto our error classes (adapters refine with body codes)."""
-    ra: float | None
-    try:
-        ra = float(retry_after) if retry_after is not None else None
-    except (TypeError, ValueError):
-        ra = None
-    if moderated:
-        code = ErrorCode.content_policy_violation
-    elif status in (401, 403):
-        code = ErrorCode.upstream_auth
-    elif status == 402:
-        code = ErrorCode.upstream_quota
-    elif status == 429:
-        code = ErrorCode.upstream_rate_limited
-    elif status in (408, 504):
-        code = ErrorCode.upstream_timeout
-    elif status == 503:
-        code = ErrorCode.upstream_unavailable
-    elif status >= 500:
-        code = ErrorCode.upstream_error
-    elif status in (400, 404, 413, 422):
-        code = ErrorCode.upstream_bad_request
-    else:
-        code = ErrorCode.upstream_error
-    return UpstreamError(code, f"{provider}: {message}", status=status, retry_after=ra, param=param)
-
-
-_REGISTRY: dict[str, type[Provider]] = {}
-
-
-def register(cls: type[Provider]) -> type[Provider]:
-    """Class decorator: make an adapter known by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def provider_class(name: str) -> type[Provider]:
-    load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown provider {name!r}; known: {sorted(_REGISTRY)}") from None
-
-
-def registered() -> dict[str, type[Provider]]:
-    load_all()
-    return dict(_REGISTRY)
-
-
-_loaded = False
-
-
-def load_all() -> None:
-    """Import every module in this package once, so each adapter registers itself."""
-    global _loaded
-    if _loaded:
-        return
-    import imagegate.providers as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name not in ("base",):
-            importlib.import_module(f"imagegate.providers.{mod.name}")
-    _loaded = True

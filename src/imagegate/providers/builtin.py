@@ -2,7 +2,8 @@
 
 It draws from prompt + seed at the requested size, honours ``n``, and for edits really
 composes the input images and keeps every pixel the mask protects (OpenAI's convention:
-mask alpha 0 marks the area to change).
+mask alpha 0 marks the area to change). A deployment option ``delay_ms`` makes each image take
+that long, for trying async flows (queues, progress, timeouts) offline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from PIL import Image, ImageOps
 
 from imagegate.domain import MIME, GeneratedImage, ImageInput, ImageRequest, ProviderResult
 from imagegate.media import codecs, synth
-from imagegate.providers.base import Provider, register
+from imagegate.providers.base import Provider
 
 
 def _compose(inputs: list[ImageInput], w: int, h: int) -> Image.Image:
@@ -44,7 +45,6 @@ def _draw(req: ImageRequest, index: int, w: int, h: int) -> bytes:
     return codecs.encode(art, req.output_format, req.output_compression)
 
 
-@register
 class BuiltinProvider(Provider):
     name = "builtin"
     kind = "sync"
@@ -57,6 +57,9 @@ class BuiltinProvider(Provider):
             w, h = req.images[0].width, req.images[0].height
         else:
             w, h = 1024, 1024
+        delay_ms = float(self.deployment.options.get("delay_ms", 0))
+        if delay_ms > 0:
+            await asyncio.sleep(delay_ms * req.n / 1000)
         # Pillow releases the GIL while encoding; a thread keeps the event loop free.
         blobs = await asyncio.gather(*(asyncio.to_thread(_draw, req, i, w, h) for i in range(req.n)))
         mime = MIME[req.output_format]

@@ -4,16 +4,22 @@ Wire format (docs.fal.ai, Model APIs > Queue): ``POST https://queue.fal.run/{mod
 ``Authorization: Key <FAL_KEY>`` answers ``{request_id, status_url, response_url, cancel_url}``.
 Status, result and cancel URLs name only ``{owner}/{alias}`` (the subpath is dropped), so we keep
 the URLs fal returns and only build them ourselves when a submit answer lacks them.
+
+FLUX endpoints take ``image_size`` as ``{width, height}`` (the size validation accepted against the
+model's ``size_rule``) or, with ``options.image_size: preset``, one of fal's named presets (the
+nearest; the only snapping here). Input images and masks are URLs or ``data:`` URIs.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
-from imagegate.providers.base import PollResult, Provider, http_error, register
+import httpx
+
 from imagegate.catalog import sizing
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.providers.base import PollResult, Provider
+from imagegate.providers.toolkit import http_error, image_ref, json_body, pixel_size, retry_after_of
 
 #: fal's named sizes for FLUX endpoints (image_size presets)
 PRESETS = {
@@ -26,18 +32,16 @@ PRESETS = {
 }
 
 
-def _data_uri(img: ImageInput) -> str:
-    return img.url or f"data:{img.mime};base64,{base64.b64encode(img.data).decode()}"
-
-
 def _app_path(model_id: str) -> str:
     """'fal-ai/flux/dev' -> 'fal-ai/flux': queue status/result/cancel URLs drop the subpath."""
     return "/".join(model_id.split("/")[:2])
 
 
-def fal_error(status: int, body: Any, retry_after: str | None = None) -> UpstreamError:
+def fal_error(resp: httpx.Response) -> UpstreamError:
     """Map fal's ``{"detail": str | [{loc, msg, type}]}`` envelope onto our error classes."""
-    detail = body.get("detail") if isinstance(body, dict) else None
+    status = resp.status_code
+    body = json_body(resp)
+    detail = body.get("detail") if body else resp.text[:200] or None
     moderated, param, message = False, None, f"HTTP {status}"
     if isinstance(detail, str):
         message = detail
@@ -47,34 +51,32 @@ def fal_error(status: int, body: Any, retry_after: str | None = None) -> Upstrea
         moderated = any(isinstance(d, dict) and d.get("type") == "content_policy_violation" for d in detail)
         loc = [str(x) for x in first.get("loc") or [] if x != "body"]
         param = loc[0] if loc else None
-    return http_error("fal", status, message, retry_after=retry_after, moderated=moderated, param=param)
+    return http_error("fal", status, message, retry_after=retry_after_of(resp), moderated=moderated, param=param)
 
 
-@register
 class FalProvider(Provider):
     name = "fal"
     kind = "poll"
     default_base_url = "https://queue.fal.run"
-    can_cancel = True
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self.credential()}", "Content-Type": "application/json"}
 
     def _image_size(self, req: ImageRequest) -> str | dict[str, int] | None:
-        if req.width and req.height:
-            if self.deployment.options.get("image_size") == "preset":
-                choices = {f"{w}x{h}": k for k, (w, h) in PRESETS.items()}
-                return choices[sizing.nearest_size(req.width, req.height, list(choices))]
-            return {"width": req.width, "height": req.height}
-        if req.aspect_ratio and (ratio := sizing.parse_ratio(req.aspect_ratio)):
-            tier = sizing.normalize_tier(req.resolution or "") or "1K"
-            w, h = sizing.tier_dims(tier, ratio)
-            return {"width": w, "height": h}
-        return None
+        dims = pixel_size(self.spec, req)
+        if dims is None:
+            return None
+        if self.deployment.options.get("image_size") == "preset":
+            choices = {f"{w}x{h}": k for k, (w, h) in PRESETS.items()}
+            return choices[sizing.nearest_size(*dims, list(choices))]
+        return {"width": dims[0], "height": dims[1]}
 
     def _body(self, req: ImageRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"prompt": req.prompt, "num_images": req.n,
-                                "output_format": "png" if req.output_format == "png" else "jpeg"}
+        body: dict[str, Any] = {
+            "prompt": req.prompt,
+            "num_images": req.n,
+            "output_format": "png" if req.output_format == "png" else "jpeg",
+        }
         if (size := self._image_size(req)) is not None:
             body["image_size"] = size
         if req.seed is not None:
@@ -82,20 +84,20 @@ class FalProvider(Provider):
         if req.negative_prompt and self.deployment.options.get("negative_prompt"):
             body["negative_prompt"] = req.negative_prompt
         if req.images:
-            field = self.deployment.options.get("image_field", "image_url")
-            uris = [_data_uri(i) for i in req.images]
+            field = str(self.deployment.options.get("image_field", "image_url"))
+            uris = [image_ref(i) for i in req.images]
             body[field] = uris if field.endswith("s") else uris[0]
         if req.mask is not None:
-            body[self.deployment.options.get("mask_field", "mask_url")] = _data_uri(req.mask)
+            body[str(self.deployment.options.get("mask_field", "mask_url"))] = image_ref(req.mask)
         body.update(self.deployment.options.get("extra_input", {}))
         return body
 
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
         model = self.deployment.model
         resp = await self.request("POST", f"{self.base_url}/{model}", json=self._body(req), headers=self._headers())
-        body = _json(resp)
+        body = json_body(resp)
         if resp.status_code not in (200, 201, 202):
-            raise fal_error(resp.status_code, body, resp.headers.get("retry-after"))
+            raise fal_error(resp)
         rid = body.get("request_id")
         if not rid:
             raise UpstreamError(ErrorCode.upstream_error, "fal: submit answer has no request_id")
@@ -109,12 +111,12 @@ class FalProvider(Provider):
 
     async def poll(self, handle: dict[str, Any]) -> PollResult:
         resp = await self.request("GET", handle["status_url"], headers=self._headers())
-        body = _json(resp)
+        body = json_body(resp)
         if resp.status_code not in (200, 202):
-            raise fal_error(resp.status_code, body, resp.headers.get("retry-after"))
+            raise fal_error(resp)
         status = body.get("status")
         if status == "IN_QUEUE":
-            return PollResult(done=False, queue_position=body.get("queue_position"), progress=0)
+            return PollResult(done=False, progress=0)
         if status == "IN_PROGRESS":
             return PollResult(done=False)
         if status != "COMPLETED":
@@ -125,15 +127,16 @@ class FalProvider(Provider):
 
     async def _result(self, handle: dict[str, Any]) -> ProviderResult:
         resp = await self.request("GET", handle["response_url"], headers=self._headers())
-        body = _json(resp)
+        body = json_body(resp)
         if resp.status_code != 200:
-            raise fal_error(resp.status_code, body, resp.headers.get("retry-after"))
+            raise fal_error(resp)
         images = body.get("images") or ([body["image"]] if isinstance(body.get("image"), dict) else [])
         flags = body.get("has_nsfw_concepts") or []
         kept = [img for i, img in enumerate(images) if not (i < len(flags) and flags[i])]
         if images and not kept:
-            raise UpstreamError(ErrorCode.content_policy_violation,
-                                "fal: every image was flagged by the safety checker")
+            raise UpstreamError(
+                ErrorCode.content_policy_violation, "fal: every image was flagged by the safety checker"
+            )
         if not kept:
             raise UpstreamError(ErrorCode.upstream_error, "fal: result has no images")
         got = await self.download_all([GeneratedImage(url=img["url"], mime=img.get("content_type")) for img in kept])
@@ -143,11 +146,4 @@ class FalProvider(Provider):
         resp = await self.request("PUT", handle["cancel_url"], headers=self._headers())
         if resp.status_code in (200, 202, 400, 404):  # 400 ALREADY_COMPLETED, 404 NOT_FOUND: nothing to stop
             return
-        raise fal_error(resp.status_code, _json(resp), resp.headers.get("retry-after"))
-
-
-def _json(resp: Any) -> Any:
-    try:
-        return resp.json()
-    except ValueError:
-        return {"detail": resp.text[:200]}
+        raise fal_error(resp)

@@ -2,54 +2,69 @@
 
 - Gemini (``gemini-*-image*``): ``POST /v1beta/models/{model}:generateContent`` with text and
   ``inlineData`` parts, ``generationConfig.responseModalities`` and ``imageConfig`` (aspectRatio,
-  imageSize 1K/2K/4K). One image per call, so ``n`` fans out.
+  imageSize 1K/2K/4K). No count field: one image per call, so ``n`` fans out.
 - Imagen (``imagen-*``): ``POST /v1beta/models/{model}:predict`` with ``instances``/``parameters``
-  (sampleCount 1-4, so more than 4 fans out in chunks).
+  (sampleCount up to the model's ``images_per_call``, 4; more fans out in chunks).
 
-``deployment.options``: ``api: gemini|imagen`` (default: by model id prefix), ``image_size: false``
-for models without imageSize (default: off for gemini-2.5 and imagen *fast*), ``aspect_ratios``.
+Both are sized by aspect ratio and tier: the ratio and tier validation accepted against the
+model's catalog ``aspect_ratios``/``resolutions``, and a size from its ``size_table`` as that
+entry's ratio and tier. ``imageSize`` is sent only to models offering more than one tier (not
+gemini-2.5 or Imagen *fast*, which refuse it). ``deployment.options``: ``api: gemini|imagen``
+(default: by model id prefix), ``parameters`` (extra Imagen parameters).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 from typing import Any
 
 import httpx
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-from imagegate.media import codecs
-from imagegate.catalog import sizing
-from imagegate.providers.base import Provider, http_error, register
+from imagegate.media import b64, codecs
+from imagegate.providers.base import Provider
+from imagegate.providers.toolkit import (
+    aspect_and_tier,
+    chunks,
+    http_error,
+    json_body,
+    per_call,
+    retry_after_of,
+    sum_usage,
+)
 
-GEMINI_RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
-IMAGEN_RATIOS = ["1:1", "3:4", "4:3", "9:16", "16:9"]
-IMAGEN_MAX_SAMPLES = 4
-
-MODERATED_FINISH = {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "IMAGE_PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
-                    "RECITATION", "IMAGE_RECITATION"}
+MODERATED_FINISH = {
+    "SAFETY",
+    "IMAGE_SAFETY",
+    "PROHIBITED_CONTENT",
+    "IMAGE_PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+    "RECITATION",
+    "IMAGE_RECITATION",
+}
 _RAI = re.compile(r"sensitive words|responsible ai|safety (?:filter|setting)|violat", re.I)
 
 
 def error_from(resp: httpx.Response) -> UpstreamError:
     """Map ``{"error": {code, message, status, details}}``."""
-    try:
-        err = resp.json().get("error") or {}
-    except (ValueError, AttributeError):
-        err = {}
+    err = json_body(resp).get("error")
+    err = err if isinstance(err, dict) else {}
     status_text = str(err.get("status") or "")
     message = str(err.get("message") or f"HTTP {resp.status_code}")
     details = err.get("details") or []
     reasons = {d.get("reason") for d in details if isinstance(d, dict)}
-    if "API_KEY_INVALID" in reasons or status_text in ("UNAUTHENTICATED", "PERMISSION_DENIED") \
-            or resp.status_code in (401, 403):
+    if (
+        "API_KEY_INVALID" in reasons
+        or status_text in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+        or resp.status_code in (401, 403)
+    ):
         return UpstreamError(ErrorCode.upstream_auth, "google: API key rejected", status=resp.status_code)
-    retry_after: Any = resp.headers.get("retry-after")
+    retry_after: str | float | None = retry_after_of(resp)
     for d in details:  # google.rpc.RetryInfo {"retryDelay": "34s"}
-        if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
-            retry_after = str(d.get("retryDelay", "")).rstrip("s") or retry_after
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo") and d.get("retryDelay"):
+            retry_after = str(d["retryDelay"])
     if status_text == "FAILED_PRECONDITION":  # e.g. billing not enabled / region without free tier
         return UpstreamError(ErrorCode.upstream_quota, f"google: {message}", status=resp.status_code)
     if resp.status_code == 400 and _RAI.search(message):
@@ -57,7 +72,6 @@ def error_from(resp: httpx.Response) -> UpstreamError:
     return http_error("google", resp.status_code, message, retry_after=retry_after)
 
 
-@register
 class GoogleProvider(Provider):
     name = "google"
     kind = "sync"
@@ -79,29 +93,11 @@ class GoogleProvider(Provider):
             base += "/v1beta"
         return f"{base}/models/{self.deployment.model}:{method}"
 
-    def uses_image_size(self) -> bool:
-        opt = self.deployment.options.get("image_size")
-        if opt is not None:
-            return bool(opt)
-        m = self.deployment.model
-        return not (m.startswith("gemini-2.") or "fast" in m)
-
-    def shape(self, req: ImageRequest, ratios: list[str]) -> tuple[str | None, str | None]:
-        """(aspectRatio, imageSize) for the request; None leaves the model's default."""
-        ratios = list(self.deployment.options.get("aspect_ratios") or ratios)
-        ratio: str | None = None
-        tier: str | None = sizing.normalize_tier(req.resolution) if req.resolution else None
-        if req.aspect_ratio:
-            r = sizing.parse_ratio(req.aspect_ratio)
-            ratio = req.aspect_ratio if req.aspect_ratio in ratios else (
-                sizing.nearest_ratio(int(r * 1000), 1000, ratios) if r else None)
-        elif req.width and req.height:
-            ratio = sizing.nearest_ratio(req.width, req.height, ratios)
-        if tier is None and req.width and req.height:
-            tier = sizing.nearest_tier(req.width, req.height, ["1K", "2K", "4K"])
-        if tier == "512":
-            tier = "1K"
-        return ratio, (tier if self.uses_image_size() else None)
+    def shape(self, req: ImageRequest) -> tuple[str | None, str | None]:
+        """(aspectRatio, imageSize); None leaves the model's default. A tier is sent only where the
+        model offers a choice of tiers: the others refuse ``imageSize``."""
+        ratio, tier = aspect_and_tier(self.spec, req)
+        return ratio, (tier if len(self.spec.resolutions or []) > 1 else None)
 
     async def generate(self, req: ImageRequest) -> ProviderResult:
         if self.api == "imagen":
@@ -112,9 +108,9 @@ class GoogleProvider(Provider):
     def gemini_body(self, req: ImageRequest, index: int = 0) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [{"text": req.prompt}]
         for img in req.images:
-            parts.append({"inlineData": {"mimeType": img.mime, "data": base64.b64encode(img.data).decode()}})
+            parts.append({"inlineData": {"mimeType": img.mime, "data": b64.encode(img.data)}})
         image_config: dict[str, Any] = {}
-        ratio, tier = self.shape(req, GEMINI_RATIOS)
+        ratio, tier = self.shape(req)
         if ratio:
             image_config["aspectRatio"] = ratio
         if tier:
@@ -128,19 +124,15 @@ class GoogleProvider(Provider):
 
     async def _gemini(self, req: ImageRequest) -> ProviderResult:
         results = await asyncio.gather(*(self._gemini_once(self.gemini_body(req, i)) for i in range(req.n)))
-        images = [img for r in results for img in r.images]
-        usage: dict[str, Any] = {}
-        for r in results:  # add up token counts of the fanned-out calls
-            for k, v in (r.usage or {}).items():
-                if isinstance(v, (int, float)):
-                    usage[k] = usage.get(k, 0) + v
-        return ProviderResult(images=images, usage=usage or None)
+        return ProviderResult(
+            images=[img for r in results for img in r.images], usage=sum_usage(r.usage for r in results)
+        )
 
     async def _gemini_once(self, body: dict[str, Any]) -> ProviderResult:
         resp = await self.request("POST", self.url("generateContent"), headers=self.headers(), json=body)
         if resp.status_code != 200:
             raise error_from(resp)
-        payload = resp.json()
+        payload = json_body(resp)
         block = (payload.get("promptFeedback") or {}).get("blockReason")
         if block:
             raise UpstreamError(ErrorCode.content_policy_violation, f"google: prompt blocked ({block})", status=200)
@@ -151,45 +143,47 @@ class GoogleProvider(Provider):
             for part in (cand.get("content") or {}).get("parts") or []:
                 inline = part.get("inlineData") or part.get("inline_data")
                 if inline and inline.get("data"):
-                    data = base64.b64decode(inline["data"])
+                    data = b64.decode(inline["data"])
                     images.append(GeneratedImage(data=data, mime=inline.get("mimeType") or inline.get("mime_type")))
         if images:
             return ProviderResult(images=images[:1], usage=payload.get("usageMetadata"))
         if finish in MODERATED_FINISH:
             raise UpstreamError(ErrorCode.content_policy_violation, f"google: output blocked ({finish})", status=200)
-        raise UpstreamError(ErrorCode.upstream_error, f"google: no image in response (finishReason {finish})",
-                            status=200)
+        raise UpstreamError(
+            ErrorCode.upstream_error, f"google: no image in response (finishReason {finish})", status=200
+        )
 
     # -- Imagen ----------------------------------------------------------------------------
     def imagen_body(self, req: ImageRequest, count: int) -> dict[str, Any]:
         params: dict[str, Any] = {"sampleCount": count}
-        ratio, tier = self.shape(req, IMAGEN_RATIOS)
+        ratio, tier = self.shape(req)
         if ratio:
             params["aspectRatio"] = ratio
         if tier:
-            params["imageSize"] = "2K" if tier in ("2K", "4K") else "1K"
+            params["imageSize"] = tier
         if req.output_format == "jpeg":
             params["outputOptions"] = {"mimeType": "image/jpeg"}
         params.update(self.deployment.options.get("parameters") or {})
         return {"instances": [{"prompt": req.prompt}], "parameters": params}
 
     async def _imagen(self, req: ImageRequest) -> ProviderResult:
-        counts = [min(IMAGEN_MAX_SAMPLES, req.n - i) for i in range(0, req.n, IMAGEN_MAX_SAMPLES)]
-        results = await asyncio.gather(*(self._imagen_once(req, k) for k in counts))
+        results = await asyncio.gather(*(self._imagen_once(req, k) for k in chunks(req.n, per_call(self.spec))))
         return ProviderResult(images=[img for r in results for img in r])
 
     async def _imagen_once(self, req: ImageRequest, count: int) -> list[GeneratedImage]:
-        resp = await self.request("POST", self.url("predict"), headers=self.headers(),
-                                  json=self.imagen_body(req, count))
+        resp = await self.request(
+            "POST", self.url("predict"), headers=self.headers(), json=self.imagen_body(req, count)
+        )
         if resp.status_code != 200:
             raise error_from(resp)
         images = []
-        for p in resp.json().get("predictions") or []:
+        for p in json_body(resp).get("predictions") or []:
             if p.get("bytesBase64Encoded"):
-                data = base64.b64decode(p["bytesBase64Encoded"])
+                data = b64.decode(p["bytesBase64Encoded"])
                 fmt = codecs.sniff_format(data)
                 images.append(GeneratedImage(data=data, mime=p.get("mimeType") or (f"image/{fmt}" if fmt else None)))
         if not images:  # Imagen drops filtered samples; none left means the whole call was filtered
-            raise UpstreamError(ErrorCode.content_policy_violation, "google: all images were filtered by safety",
-                                status=200)
+            raise UpstreamError(
+                ErrorCode.content_policy_violation, "google: all images were filtered by safety", status=200
+            )
         return images

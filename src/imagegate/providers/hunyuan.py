@@ -4,6 +4,8 @@
 (version 2023-09-01, region ap-guangzhou). HTTP is always 200: failures are
 ``{"Response": {"Error": {"Code", "Message"}, "RequestId"}}``. Accounts get one concurrent job by
 default, so ``Num`` (1-4) is used instead of fanning out. Result URLs live one hour.
+``Resolution`` is ``W:H``, one of the model's catalog ``sizes``; a reference image is
+``ContentImage`` ``{ImageUrl}`` for a client URL, else ``{ImageBase64}``.
 
 Panorama deployments (``options.panorama``) ask for a 2:1 ``Resolution`` and guarantee an
 equirectangular 2:1 output by centre-cropping whatever comes back. This is the fallback for
@@ -16,7 +18,6 @@ adapter (same signing, same ``{"Response": {"Error": ...}}`` envelope, same comm
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -25,50 +26,89 @@ from typing import Any
 from urllib.parse import urlparse
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-from imagegate.media import codecs
-from imagegate.catalog import sizing
-from imagegate.providers.base import PollResult, Provider, register
+from imagegate.media import b64, codecs
+from imagegate.providers.base import PollResult, Provider
+from imagegate.providers.toolkit import CodeMap, json_body, pixel_size, prefixes, remote_url
 
 VERSION = "2023-09-01"
-RESOLUTIONS = ["768:768", "768:1024", "1024:768", "1024:1024", "720:1280", "1280:720", "768:1280", "1280:768"]
 CONTENT_TYPE = "application/json; charset=utf-8"
 
-_PREFIX_MAP: list[tuple[tuple[str, ...], ErrorCode]] = [
-    (("AuthFailure", "UnauthorizedOperation", "FailedOperation.ServiceNotActivated",
-      "FailedOperation.UserUnAuthError"), ErrorCode.upstream_auth),
-    (("OperationDenied.ImageIllegalDetected", "OperationDenied.TextIllegalDetected",
-      "FailedOperation.GenerateImageFailed"), ErrorCode.content_policy_violation),
-    (("RequestLimitExceeded", "LimitExceeded", "FailedOperation.EngineServerLimitExceeded"),
-     ErrorCode.upstream_rate_limited),
-    (("ResourceInsufficient", "ResourceUnavailable", "FailedOperation.ResourcePackExhausted",
-      "FailedOperation.FreeResourcePackExhausted", "FailedOperation.ServiceStop"), ErrorCode.upstream_quota),
-    (("InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidAction"), ErrorCode.upstream_bad_request),
-    (("FailedOperation.EngineRequestTimeout",), ErrorCode.upstream_timeout),
-]
+#: Tencent Cloud API 3.0 codes (common and product-specific), the same for every product
+TC_CODES = CodeMap.of(
+    "hunyuan",
+    (
+        prefixes(
+            "AuthFailure",
+            "UnauthorizedOperation",
+            "FailedOperation.ServiceNotActivated",
+            "FailedOperation.UserUnAuthError",
+        ),
+        ErrorCode.upstream_auth,
+    ),
+    (
+        prefixes(
+            "OperationDenied.ImageIllegalDetected",
+            "OperationDenied.TextIllegalDetected",
+            "FailedOperation.GenerateImageFailed",
+        ),
+        ErrorCode.content_policy_violation,
+    ),
+    (
+        prefixes("RequestLimitExceeded", "LimitExceeded", "FailedOperation.EngineServerLimitExceeded"),
+        ErrorCode.upstream_rate_limited,
+    ),
+    (
+        prefixes(
+            "ResourceInsufficient",
+            "ResourceUnavailable",
+            "FailedOperation.ResourcePackExhausted",
+            "FailedOperation.FreeResourcePackExhausted",
+            "FailedOperation.ServiceStop",
+        ),
+        ErrorCode.upstream_quota,
+    ),
+    (
+        prefixes("InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidAction"),
+        ErrorCode.upstream_bad_request,
+    ),
+    (prefixes("FailedOperation.EngineRequestTimeout"), ErrorCode.upstream_timeout),
+)
 
 
 def tc_error(code: str, message: str, provider: str = "hunyuan") -> UpstreamError:
-    """Map a Tencent Cloud error code (common or product-specific) onto our error classes."""
-    for prefixes, mapped in _PREFIX_MAP:
-        if code.startswith(prefixes):
-            return UpstreamError(mapped, f"{provider}: {code}: {message}", status=200)
-    return UpstreamError(ErrorCode.upstream_error, f"{provider}: {code}: {message}", status=200)
+    """Map a Tencent Cloud error code onto our error classes (HTTP is 200 whatever happened)."""
+    return CodeMap(provider, TC_CODES.rules).error(200, code, message)
 
 
 def hunyuan_error(code: str, message: str) -> UpstreamError:
     return tc_error(code, message, "hunyuan")
 
 
-def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, action: str, region: str | None,
-                payload: bytes, timestamp: int, version: str = VERSION) -> dict[str, str]:
+def tc3_headers(
+    *,
+    secret_id: str,
+    secret_key: str,
+    host: str,
+    service: str,
+    action: str,
+    region: str | None,
+    payload: bytes,
+    timestamp: int,
+    version: str = VERSION,
+) -> dict[str, str]:
     """Tencent Cloud API 3.0 signature v3 (TC3-HMAC-SHA256) over content-type, host and x-tc-action."""
     date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
     signed_headers = "content-type;host;x-tc-action"
-    canonical = "\n".join([
-        "POST", "/", "",
-        f"content-type:{CONTENT_TYPE}\nhost:{host}\nx-tc-action:{action.lower()}\n",
-        signed_headers, hashlib.sha256(payload).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:{CONTENT_TYPE}\nhost:{host}\nx-tc-action:{action.lower()}\n",
+            signed_headers,
+            hashlib.sha256(payload).hexdigest(),
+        ]
+    )
     scope = f"{date}/{service}/tc3_request"
     to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
 
@@ -79,7 +119,7 @@ def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, act
     signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
     headers = {
         "Authorization": f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
-                         f"SignedHeaders={signed_headers}, Signature={signature}",
+        f"SignedHeaders={signed_headers}, Signature={signature}",
         "Content-Type": CONTENT_TYPE,
         "Host": host,
         "X-TC-Action": action,
@@ -91,25 +131,33 @@ def tc3_headers(*, secret_id: str, secret_key: str, host: str, service: str, act
     return headers
 
 
-async def tc3_call(p: Provider, action: str, params: dict[str, Any], *, service: str, version: str,
-                   region: str | None) -> dict[str, Any]:
+async def tc3_call(
+    p: Provider, action: str, params: dict[str, Any], *, service: str, version: str, region: str | None
+) -> dict[str, Any]:
     """POST one signed API 3.0 action to ``p.base_url``; the ``Response`` object, or an UpstreamError."""
     payload = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
     headers = tc3_headers(
-        secret_id=p.credential("secret_id"), secret_key=p.credential("secret_key"),
-        host=urlparse(p.base_url).netloc, service=service, action=action, region=region, payload=payload,
-        timestamp=int(time.time()), version=version)
+        secret_id=p.credential("secret_id"),
+        secret_key=p.credential("secret_key"),
+        host=urlparse(p.base_url).netloc,
+        service=service,
+        action=action,
+        region=region,
+        payload=payload,
+        timestamp=int(time.time()),
+        version=version,
+    )
     resp = await p.request("POST", p.base_url + "/", content=payload, headers=headers)
-    try:
-        body = resp.json().get("Response") or {}
-    except (ValueError, AttributeError):
-        body = {}
+    body = json_body(resp).get("Response") or {}
     if resp.status_code != 200:
-        raise UpstreamError(ErrorCode.upstream_unavailable if resp.status_code >= 500 else ErrorCode.upstream_error,
-                            f"{p.name}: HTTP {resp.status_code}", status=resp.status_code)
+        raise UpstreamError(
+            ErrorCode.upstream_unavailable if resp.status_code >= 500 else ErrorCode.upstream_error,
+            f"{p.name}: HTTP {resp.status_code}",
+            status=resp.status_code,
+        )
     if err := body.get("Error"):
         raise tc_error(str(err.get("Code", "")), str(err.get("Message", "")), p.name)
-    return body
+    return dict(body)
 
 
 def crop_2_1(data: bytes) -> bytes:
@@ -127,7 +175,6 @@ def crop_2_1(data: bytes) -> bytes:
     return codecs.encode(img, "png")
 
 
-@register
 class HunyuanProvider(Provider):
     name = "hunyuan"
     kind = "poll"
@@ -136,26 +183,31 @@ class HunyuanProvider(Provider):
 
     async def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         opts = self.deployment.options
-        return await tc3_call(self, action, params, service=opts.get("service", "hunyuan"), version=VERSION,
-                              region=opts.get("tc_region", "ap-guangzhou"))
+        return await tc3_call(
+            self,
+            action,
+            params,
+            service=opts.get("service", "hunyuan"),
+            version=VERSION,
+            region=opts.get("tc_region", "ap-guangzhou"),
+        )
 
     def _resolution(self, req: ImageRequest) -> str | None:
+        """'W:H' of the model's sizes; a panorama deployment asks for its 2:1 ``panorama_resolution``."""
         opts = self.deployment.options
         if opts.get("panorama"):
-            return opts.get("panorama_resolution", "1440:720")
-        choices = [r.replace(":", "x") for r in opts.get("resolutions", RESOLUTIONS)]
-        if req.width and req.height:
-            w, h = req.width, req.height
-        elif req.aspect_ratio and (ratio := sizing.parse_ratio(req.aspect_ratio)):
-            w, h = sizing.tier_dims("1K", ratio)
-        else:
-            return None
-        return sizing.nearest_size(w, h, choices).replace("x", ":")
+            return str(opts.get("panorama_resolution", "1440:720"))
+        dims = pixel_size(self.spec, req)
+        return f"{dims[0]}:{dims[1]}" if dims else None
 
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
         opts = self.deployment.options
-        params: dict[str, Any] = {"Prompt": req.prompt, "Num": max(1, min(req.n, 4)), "LogoAdd": 0,
-                                  "Revise": 0 if req.seed is not None else int(opts.get("revise", 1))}
+        params: dict[str, Any] = {
+            "Prompt": req.prompt,
+            "Num": req.n,
+            "LogoAdd": 0,
+            "Revise": 0 if req.seed is not None else int(opts.get("revise", 1)),
+        }
         if req.negative_prompt:
             params["NegativePrompt"] = req.negative_prompt
         if (res := self._resolution(req)) is not None:
@@ -165,9 +217,8 @@ class HunyuanProvider(Provider):
         if req.style:
             params["Style"] = req.style
         if req.images:
-            ref = req.images[0]
-            params["ContentImage"] = {"ImageUrl": ref.url} if ref.url else \
-                {"ImageBase64": base64.b64encode(ref.data).decode()}
+            url = remote_url(req.images[0])
+            params["ContentImage"] = {"ImageUrl": url} if url else {"ImageBase64": b64.encode(req.images[0].data)}
         body = await self._call("SubmitHunyuanImageJob", params)
         if not body.get("JobId"):
             raise UpstreamError(ErrorCode.upstream_error, "hunyuan: submit answer has no JobId")
@@ -177,25 +228,25 @@ class HunyuanProvider(Provider):
         body = await self._call("QueryHunyuanImageJob", {"JobId": handle["job_id"]})
         status = str(body.get("JobStatusCode", ""))
         if status == "1":
-            return PollResult(done=False, progress=0, queue_position=0)
+            return PollResult(done=False, progress=0)
         if status == "2":
             return PollResult(done=False, progress=50)
         if status == "4":
-            raise hunyuan_error(str(body.get("JobErrorCode") or "FailedOperation"),
-                                str(body.get("JobErrorMsg") or "job failed"))
+            raise hunyuan_error(
+                str(body.get("JobErrorCode") or "FailedOperation"), str(body.get("JobErrorMsg") or "job failed")
+            )
         if status != "5":
             return PollResult(done=False)
         urls = [u for u in body.get("ResultImage") or [] if u]
         if not urls:
             raise UpstreamError(ErrorCode.upstream_error, "hunyuan: job finished without images")
         revised = [p for p in body.get("RevisedPrompt") or [] if p]
-        images = await self.download_all([GeneratedImage(url=u, revised_prompt=revised[0] if revised else None)
-                                          for u in urls])
+        images = await self.download_all(
+            [GeneratedImage(url=u, revised_prompt=revised[0] if revised else None) for u in urls]
+        )
         if self.deployment.options.get("panorama"):
             for img in images:
                 if img.data is not None:
                     img.data = await asyncio.to_thread(crop_2_1, img.data)
                     img.mime = "image/png" if img.data[:4] == b"\x89PNG" else img.mime
-        return PollResult(done=True, progress=100, result=ProviderResult(
-            images=images, revised_prompt=revised[0] if revised else None))
-
+        return PollResult(done=True, progress=100, result=ProviderResult(images=images))

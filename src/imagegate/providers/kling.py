@@ -6,58 +6,47 @@ signed with the secret key. Two task families share one envelope
 ``/v1/images/generations`` (kling-v1 ... v2-1: one ``image``, raw base64 without a ``data:``
 prefix, or URL) and ``/v1/images/omni-image`` (kling-image-o1, kling-v3-omni: ``image_list``,
 1k/2k/4k). ``n`` is 1-9 per task; statuses are submitted / processing / succeed / failed.
+
+Sizing is by ``aspect_ratio`` + lower-case ``resolution``: the ratio and tier validation accepted
+against the model's catalog ``aspect_ratios`` / ``resolutions``, as they are.
 """
 
 from __future__ import annotations
 
-import base64
 import time
 import warnings
 from typing import Any
 
+import httpx
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
-from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
-from imagegate.catalog import sizing
-from imagegate.providers.base import PollResult, Provider, http_error, register
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.providers.base import PollResult, Provider
+from imagegate.providers.toolkit import CodeMap, aspect_and_tier, exactly, image_ref, json_body, retry_after_of
 
-RATIOS = ["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]
-MAX_N = 9
-
-# Kling's business codes -> our error classes (HTTP status is refined by these)
-CODE_MAP: dict[range, ErrorCode] = {
-    range(1000, 1005): ErrorCode.upstream_auth,  # auth failed / empty / invalid / not yet valid / expired
-    range(1100, 1101): ErrorCode.upstream_auth,  # account exception
-    range(1101, 1103): ErrorCode.upstream_quota,  # arrears / resource pack exhausted
-    range(1103, 1104): ErrorCode.upstream_auth,  # no permission for the resource
-    range(1200, 1204): ErrorCode.upstream_bad_request,
-    range(1300, 1302): ErrorCode.content_policy_violation,
-    range(1302, 1304): ErrorCode.upstream_rate_limited,  # rate / concurrency over limit
-    range(1304, 1305): ErrorCode.upstream_auth,  # IP allow-list
-    range(5000, 5001): ErrorCode.upstream_error,
-    range(5001, 5002): ErrorCode.upstream_unavailable,
-    range(5002, 5003): ErrorCode.upstream_timeout,
-}
+#: Kling's business codes -> our error classes (they say more than the HTTP status)
+CODES = CodeMap.of(
+    "kling",
+    (exactly("1000", "1001", "1002", "1003", "1004"), ErrorCode.upstream_auth),  # auth failed ... token expired
+    (exactly("1100", "1103", "1304"), ErrorCode.upstream_auth),  # account, resource permission, IP allow-list
+    (exactly("1101", "1102"), ErrorCode.upstream_quota),  # arrears / resource pack exhausted
+    (exactly("1200", "1201", "1202", "1203"), ErrorCode.upstream_bad_request),
+    (exactly("1300", "1301"), ErrorCode.content_policy_violation),
+    (exactly("1302", "1303"), ErrorCode.upstream_rate_limited),  # rate / concurrency over limit
+    (exactly("5000"), ErrorCode.upstream_error),
+    (exactly("5001"), ErrorCode.upstream_unavailable),
+    (exactly("5002"), ErrorCode.upstream_timeout),
+)
 
 
-def kling_error(status: int, body: dict[str, Any], retry_after: str | None = None) -> UpstreamError:
+def kling_error(resp: httpx.Response, body: dict[str, Any]) -> UpstreamError:
     code = body.get("code")
-    message = f"{code}: {body.get('message') or ''}" if code is not None else f"HTTP {status}"
-    if isinstance(code, int):
-        for span, mapped in CODE_MAP.items():
-            if code in span:
-                ra = float(retry_after) if retry_after and retry_after.isdigit() else None
-                return UpstreamError(mapped, f"kling: {message}", status=status, retry_after=ra)
-    return http_error("kling", status, message, retry_after=retry_after)
+    if code is None:
+        return CODES.error(resp.status_code, None, f"HTTP {resp.status_code}", retry_after=retry_after_of(resp))
+    return CODES.error(resp.status_code, code, str(body.get("message") or ""), retry_after=retry_after_of(resp))
 
 
-def _image_ref(img: ImageInput) -> str:
-    """Kling takes a URL or raw base64 (no ``data:`` prefix)."""
-    return img.url or base64.b64encode(img.data).decode()
-
-
-@register
 class KlingProvider(Provider):
     name = "kling"
     kind = "poll"
@@ -76,48 +65,32 @@ class KlingProvider(Provider):
 
     @property
     def _omni(self) -> bool:
-        return self.deployment.options.get("endpoint") == "omni-image" or "omni" in self.deployment.model \
+        return (
+            self.deployment.options.get("endpoint") == "omni-image"
+            or "omni" in self.deployment.model
             or self.deployment.model.startswith("kling-image-o")
+        )
 
     @property
     def _path(self) -> str:
         return "/v1/images/omni-image" if self._omni else "/v1/images/generations"
 
     # -- parameter map -------------------------------------------------------------------
-    def _aspect(self, req: ImageRequest) -> str | None:
-        ratios = self.deployment.options.get("aspect_ratios", RATIOS)
-        if req.width and req.height:
-            return sizing.nearest_ratio(req.width, req.height, ratios)
-        if req.aspect_ratio and (r := sizing.parse_ratio(req.aspect_ratio)):
-            return sizing.nearest_ratio(int(r * 1000), 1000, ratios)
-        return None
-
-    def _resolution(self, req: ImageRequest) -> str | None:
-        tiers = [t.upper() for t in self.deployment.options.get("resolutions", ["1K", "2K", "4K"] if self._omni
-                                                                 else ["1K", "2K"])]
-        if req.resolution and (t := sizing.normalize_tier(req.resolution)):
-            side = sizing.TIER_LONG_SIDE[t]
-        elif req.width and req.height:
-            side = max(req.width, req.height)
-        else:
-            return None
-        return sizing.nearest_tier(side, side, tiers).lower()
-
     def _body(self, req: ImageRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model_name": self.deployment.model, "prompt": req.prompt,
-                                "n": max(1, min(req.n, MAX_N))}
-        if (ratio := self._aspect(req)) is not None:
+        body: dict[str, Any] = {"model_name": self.deployment.model, "prompt": req.prompt, "n": req.n}
+        ratio, tier = aspect_and_tier(self.spec, req)
+        if ratio is not None:
             body["aspect_ratio"] = ratio
-        if (res := self._resolution(req)) is not None:
-            body["resolution"] = res
+        if tier is not None:
+            body["resolution"] = tier.lower()
         if self._omni:
-            if req.images:
-                body["image_list"] = [{"image": _image_ref(i)} for i in req.images]
+            if req.images:  # a URL or raw base64, no ``data:`` prefix
+                body["image_list"] = [{"image": image_ref(i, "base64")} for i in req.images]
             if req.negative_prompt:
                 body["negative_prompt"] = req.negative_prompt
         else:
             if req.images:
-                body["image"] = _image_ref(req.images[0])
+                body["image"] = image_ref(req.images[0], "base64")
             elif req.negative_prompt:  # Kling ignores negative_prompt with an image reference
                 body["negative_prompt"] = req.negative_prompt
         return body
@@ -125,12 +98,9 @@ class KlingProvider(Provider):
     # -- submit / poll -------------------------------------------------------------------
     async def _call(self, method: str, url: str, **kw: Any) -> dict[str, Any]:
         resp = await self.request(method, url, headers=self._headers(), **kw)
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {"message": resp.text[:200]}
+        body = json_body(resp) or {"message": resp.text[:200]}
         if resp.status_code != 200 or body.get("code") not in (0, None):
-            raise kling_error(resp.status_code, body, resp.headers.get("retry-after"))
+            raise kling_error(resp, body)
         return body.get("data") or {}
 
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
@@ -143,7 +113,7 @@ class KlingProvider(Provider):
         data = await self._call("GET", f"{self.base_url}{handle.get('path', self._path)}/{handle['task_id']}")
         status = data.get("task_status")
         if status == "submitted":
-            return PollResult(done=False, progress=0, queue_position=0)
+            return PollResult(done=False, progress=0)
         if status == "processing":
             return PollResult(done=False, progress=50)
         if status == "failed":
@@ -157,5 +127,8 @@ class KlingProvider(Provider):
         if not images:
             raise UpstreamError(ErrorCode.upstream_error, "kling: task succeeded without images")
         got = await self.download_all([GeneratedImage(url=i["url"]) for i in images])
-        return PollResult(done=True, progress=100, result=ProviderResult(
-            images=got, usage={"final_unit_deduction": data.get("final_unit_deduction")}))
+        return PollResult(
+            done=True,
+            progress=100,
+            result=ProviderResult(images=got, usage={"final_unit_deduction": data.get("final_unit_deduction")}),
+        )

@@ -1,8 +1,9 @@
 """Any OpenAI-shaped Images upstream (xAI, Together, Recraft, other gateways, our own seeds).
 
 It shares the OpenAI adapter's transport, edit multipart, mask conversion, response parsing
-and error mapping; only the body differs: the common fields pass through as the client gave
-them (no per-model size rules), and ``deployment.options`` reshape them for the upstream:
+and error mapping; only the body differs: the common fields pass through as validation left
+them (the size validation accepted against the model's catalog entry, as ``WxH``), and
+``deployment.options`` reshape them for the upstream:
 
 - ``size_field``: name of the size field, or ``none`` to drop it (default ``size``)
 - ``sizes``: list of ``WxH`` the upstream takes; requested sizes snap to the nearest
@@ -10,7 +11,8 @@ them (no per-model size rules), and ``deployment.options`` reshape them for the 
 - ``extra_body``: fields merged into every body (e.g. ``{"watermark": false}``)
 - ``defaults``: fields sent only where the client set none (e.g. ``{"moderation": "low"}``)
 - ``response_format``: send this value (``b64_json`` / ``url``); unset: send nothing
-- ``max_n``: images per call (default 10); ``n_field: none`` fans every image out
+- ``n_field``: name of the count field, or ``none`` to fan every image out; a call carries at most the
+  model's ``images_per_call`` (catalog; default its ``max_n``)
 - ``generations_path`` / ``edits_path``: default ``/images/generations`` / ``/images/edits``
 - ``image_field``: multipart name of edit inputs (default ``image[]``)
 - ``auth_header`` / ``auth_scheme``: default ``Authorization`` / ``Bearer``
@@ -20,16 +22,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.domain import ImageRequest
 from imagegate.catalog import sizing
-from imagegate.providers.base import register
-from imagegate.providers.openai import OpenAIProvider, alpha_mask, wanted_dims, with_defaults
+from imagegate.domain import ImageRequest
+from imagegate.providers.openai import OpenAIProvider, alpha_mask, with_defaults
+from imagegate.providers.toolkit import FilePart, per_call
 
-PASS_THROUGH = ("quality", "style", "background", "moderation", "output_format", "output_compression", "user",
-                "seed", "negative_prompt")
+PASS_THROUGH = (
+    "quality",
+    "style",
+    "background",
+    "moderation",
+    "output_format",
+    "output_compression",
+    "user",
+    "seed",
+    "negative_prompt",
+)
 
 
-@register
 class OpenAICompatProvider(OpenAIProvider):
     name = "openai_compat"
     kind = "sync"
@@ -42,30 +52,29 @@ class OpenAICompatProvider(OpenAIProvider):
         return self.deployment.options
 
     def headers(self) -> dict[str, str]:
-        header = self.opts.get("auth_header", "Authorization")
-        scheme = self.opts.get("auth_scheme", "Bearer")
+        header = str(self.opts.get("auth_header", "Authorization"))
+        scheme = str(self.opts.get("auth_scheme", "Bearer"))
         key = self.credential("api_key")
         return {header: f"{scheme} {key}" if scheme else key}
 
     def per_call_n(self) -> int:
         if str(self.opts.get("n_field", "n")).lower() == "none":
             return 1
-        return int(self.opts.get("max_n", 10))
+        return per_call(self.spec)
 
     def endpoint(self, mode: str) -> str:
         if mode == "edit":
-            return self.base_url + self.opts.get("edits_path", "/images/edits")
-        return self.base_url + self.opts.get("generations_path", "/images/generations")
+            return self.base_url + str(self.opts.get("edits_path", "/images/edits"))
+        return self.base_url + str(self.opts.get("generations_path", "/images/generations"))
 
     def size_value(self, req: ImageRequest) -> str | None:
-        dims = wanted_dims(req)
-        if dims is None:
+        """The validated size as given: a lenient gateway takes any WxH (``options.sizes`` narrows it)."""
+        if not (req.width and req.height):
             return None
-        w, h = dims
-        sizes = self.opts.get("sizes")
-        if sizes and f"{w}x{h}" not in sizes:
-            return sizing.nearest_size(w, h, list(sizes))
-        return f"{w}x{h}"
+        sizes = [str(s) for s in self.opts.get("sizes") or []]
+        if sizes and req.size not in sizes:
+            return sizing.nearest_size(req.width, req.height, sizes)
+        return req.size
 
     def fields(self, req: ImageRequest, n: int) -> dict[str, Any]:
         f: dict[str, Any] = {"model": self.deployment.model, "prompt": req.prompt, "n": n}
@@ -93,10 +102,10 @@ class OpenAICompatProvider(OpenAIProvider):
         f.update(self.opts.get("extra_body") or {})
         return f
 
-    def files(self, req: ImageRequest) -> list[tuple[str, tuple[str, bytes, str]]]:
-        field = self.opts.get("image_field", "image[]")
-        out = []
-        for i, img in enumerate(req.images[:16]):
+    def files(self, req: ImageRequest) -> list[FilePart]:
+        field = str(self.opts.get("image_field", "image[]"))
+        out: list[FilePart] = []
+        for i, img in enumerate(req.images[: max(1, self.spec.max_images)]):
             out.append((field, (f"image_{i}.{img.mime.split('/')[-1]}", img.data, img.mime)))
         if req.mask is not None and req.images:
             first = req.images[0]

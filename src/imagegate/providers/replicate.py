@@ -5,38 +5,48 @@ or ``owner/name:version`` / a bare version id (``POST /v1/predictions``). A pred
 back ``succeeded`` from the create call is stored in the handle as is, so the first poll only
 downloads. Output is a URL string or a list of URLs (files live one hour).
 
-``deployment.options``: ``n_field`` (e.g. ``num_outputs``; unset: one prediction per image),
-``max_n`` (per prediction with ``n_field``, default 4), ``image_field`` (default ``input_image``),
-``images_field`` (list-valued input, e.g. ``image_input``), ``mask_field`` (default ``mask``),
-``aspect_ratios``, ``custom_size`` (send ``aspect_ratio: custom`` + width/height),
-``wait`` (seconds for ``Prefer: wait``, default 60; 0 disables), ``input`` (extra input fields).
+FLUX models take an ``aspect_ratio`` enum (the ratio validation accepted against the model's catalog
+``aspect_ratios``; a size of its ``size_table`` as that entry's ratio) or, with ``custom_size``,
+``aspect_ratio: custom`` + ``width``/``height`` inside the model's ``size_rule``.
+
+``deployment.options`` (the shape of the Replicate model's input): ``n_field`` (e.g. ``num_outputs``,
+up to the model's ``images_per_call`` per prediction; unset: one prediction per image),
+``image_field`` (default ``input_image``), ``images_field`` (list-valued input, e.g. ``image_input``),
+``mask_field`` (default ``mask``), ``custom_size``, ``wait`` (seconds for ``Prefer: wait``, default 60;
+0 disables), ``input`` (extra input fields).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import re
 from typing import Any
 
 import httpx
 
-from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
-from imagegate.media import codecs
-from imagegate.catalog import sizing
-from imagegate.providers.base import PollResult, Provider, http_error, register
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.media import b64, codecs
+from imagegate.providers.base import PollResult, Provider
+from imagegate.providers.toolkit import (
+    aspect_and_tier,
+    chunks,
+    edit_mask_png,
+    http_error,
+    image_ref,
+    json_body,
+    per_call,
+    pixel_size,
+    retry_after_of,
+)
 
-RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
 TERMINAL_FAIL = {"failed", "canceled", "aborted"}
 _MODERATED = re.compile(r"\bE005\b|NSFW|flagged as sensitive|content moderation|safety", re.I)
 
 
 def error_from(resp: httpx.Response) -> UpstreamError:
     """Map RFC 7807 ``{type, title, status, detail, invalid_fields?}``."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
+    body = json_body(resp)
     message = str(body.get("detail") or body.get("title") or f"HTTP {resp.status_code}")
     if resp.status_code in (401, 403):
         return UpstreamError(ErrorCode.upstream_auth, "replicate: API token rejected", status=resp.status_code)
@@ -44,10 +54,10 @@ def error_from(resp: httpx.Response) -> UpstreamError:
     fields = body.get("invalid_fields") or []
     if fields and isinstance(fields[0], dict):
         param = str(fields[0].get("field") or "").removeprefix("input.") or None
-    return http_error("replicate", resp.status_code, message, retry_after=resp.headers.get("retry-after"), param=param)
+    return http_error("replicate", resp.status_code, message, retry_after=retry_after_of(resp), param=param)
 
 
-def outputs(output: Any) -> list[str]:
+def outputs(output: object) -> list[str]:
     if isinstance(output, str):
         return [output]
     if isinstance(output, list):
@@ -55,12 +65,10 @@ def outputs(output: Any) -> list[str]:
     return []
 
 
-@register
 class ReplicateProvider(Provider):
     name = "replicate"
     kind = "poll"
     default_base_url = "https://api.replicate.com"
-    can_cancel = True
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -79,38 +87,30 @@ class ReplicateProvider(Provider):
             return f"{self.base_url}/v1/predictions", {"version": model}
         return f"{self.base_url}/v1/models/{model}/predictions", {}
 
-    @staticmethod
-    def file_value(img: ImageInput) -> str:
-        if img.url:
-            return img.url
-        return f"data:{img.mime};base64,{base64.b64encode(img.data).decode()}"
-
     def inputs(self, req: ImageRequest, count: int, index: int) -> dict[str, Any]:
-        inp: dict[str, Any] = {"prompt": req.prompt,
-                               "output_format": {"jpeg": "jpg"}.get(req.output_format, req.output_format)}
+        inp: dict[str, Any] = {
+            "prompt": req.prompt,
+            "output_format": {"jpeg": "jpg"}.get(req.output_format, req.output_format),
+        }
         if req.seed is not None:
             inp["seed"] = req.seed + index
         if self.opts.get("n_field"):
             inp[self.opts["n_field"]] = count
-        ratios = list(self.opts.get("aspect_ratios") or RATIOS)
-        if req.width and req.height and self.opts.get("custom_size"):
+        dims = pixel_size(self.spec, req) if self.opts.get("custom_size") and req.width and req.height else None
+        if dims is not None:
             inp["aspect_ratio"] = "custom"
-            inp["width"], inp["height"] = (min(1440, max(256, round(v / 32) * 32)) for v in (req.width, req.height))
-        elif req.aspect_ratio:
-            r = sizing.parse_ratio(req.aspect_ratio)
-            inp["aspect_ratio"] = req.aspect_ratio if req.aspect_ratio in ratios else (
-                sizing.nearest_ratio(int(r * 1000), 1000, ratios) if r else None)
-        elif req.width and req.height:
-            inp["aspect_ratio"] = sizing.nearest_ratio(req.width, req.height, ratios)
+            inp["width"], inp["height"] = dims
+        else:
+            inp["aspect_ratio"], _ = aspect_and_tier(self.spec, req)
         if req.images:
             if self.opts.get("images_field"):
-                inp[self.opts["images_field"]] = [self.file_value(i) for i in req.images]
+                inp[str(self.opts["images_field"])] = [image_ref(i) for i in req.images]
             else:
-                inp[self.opts.get("image_field", "input_image")] = self.file_value(req.images[0])
+                inp[str(self.opts.get("image_field", "input_image"))] = image_ref(req.images[0])
         if req.mask is not None and req.images:
             first = req.images[0]
-            mask = codecs.encode(codecs.edit_area(req.mask.data, (first.width, first.height)), "png")
-            inp[self.opts.get("mask_field", "mask")] = "data:image/png;base64," + base64.b64encode(mask).decode()
+            mask = edit_mask_png(req.mask, (first.width, first.height))
+            inp[str(self.opts.get("mask_field", "mask"))] = "data:image/png;base64," + b64.encode(mask)
         if req.negative_prompt and self.opts.get("negative_prompt"):
             inp["negative_prompt"] = req.negative_prompt
         inp.update(self.opts.get("input") or {})
@@ -128,16 +128,16 @@ class ReplicateProvider(Provider):
         return e
 
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
-        if self.opts.get("n_field"):
-            per = int(self.opts.get("max_n", 4))
-            counts = [min(per, req.n - i) for i in range(0, req.n, per)]
-        else:
-            counts = [1] * req.n
+        counts = chunks(req.n, per_call(self.spec) if self.opts.get("n_field") else 1)
         url, base = self.create_call()
         inputs = await asyncio.to_thread(lambda: [self.inputs(req, k, i) for i, k in enumerate(counts)])
         results = await asyncio.gather(
-            *(self.request("POST", url, headers=self.headers(wait=True), json={**base, "input": inp})
-              for inp in inputs), return_exceptions=True)
+            *(
+                self.request("POST", url, headers=self.headers(wait=True), json={**base, "input": inp})
+                for inp in inputs
+            ),
+            return_exceptions=True,
+        )
         preds, failure = [], None
         for r in results:
             if isinstance(r, BaseException):
@@ -145,7 +145,7 @@ class ReplicateProvider(Provider):
             elif r.status_code not in (200, 201, 202):
                 failure = failure or error_from(r)
             else:
-                preds.append(self.entry(r.json()))
+                preds.append(self.entry(json_body(r)))
         if failure is not None:
             await self.cancel({"predictions": preds})  # don't leave paid work running
             raise failure
@@ -158,7 +158,7 @@ class ReplicateProvider(Provider):
         resp = await self.request("GET", url, headers=self.headers())
         if resp.status_code != 200:
             raise error_from(resp)
-        return self.entry(resp.json())
+        return self.entry(json_body(resp))
 
     async def poll(self, handle: dict[str, Any]) -> PollResult:
         preds = list(await asyncio.gather(*(self._refresh(e) for e in handle["predictions"])))
@@ -187,8 +187,7 @@ class ReplicateProvider(Provider):
         async def one(e: dict[str, Any]) -> None:
             if e.get("status") in ("starting", "processing") and e.get("id"):
                 url = e.get("cancel") or f"{self.base_url}/v1/predictions/{e['id']}/cancel"
-                try:
+                with contextlib.suppress(UpstreamError):  # best effort: the prediction may finish anyway
                     await self.request("POST", url, headers=self.headers())
-                except UpstreamError:
-                    pass  # best effort: the prediction may finish anyway
+
         await asyncio.gather(*(one(e) for e in handle.get("predictions") or []))

@@ -4,6 +4,10 @@
 - edit with a mask: ``/v2beta/stable-image/edit/inpaint`` (grayscale mask, white = change)
 - edit without a mask: ultra / sd3 image-to-image (``image`` + ``strength``)
 
+Sized by ``aspect_ratio`` only: the ratio validation accepted against the model's catalog
+``aspect_ratios``; a size of its ``size_table`` as that entry's ratio, any other as the nearest
+(SD 3.5's 1024x768 goes as 5:4 and comes back 1152x896).
+
 No ``n``: one call per image, seeds offset per image. ``deployment.options``: ``accept``
 (``image/*`` default, or ``application/json``), ``strength`` (image-to-image, default 0.7),
 ``style_preset`` (core), ``endpoint`` (override the generate endpoint name), ``client_id``.
@@ -12,28 +16,31 @@ No ``n``: one call per image, seeds offset per image. ``deployment.options``: ``
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 from typing import Any
 
 import httpx
 
 from imagegate.domain import MIME, ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
-from imagegate.media import codecs
-from imagegate.catalog import sizing
-from imagegate.providers.base import Provider, http_error, register
+from imagegate.media import b64, codecs
+from imagegate.providers.base import Provider
+from imagegate.providers.toolkit import (
+    FilePart,
+    FormPart,
+    aspect_and_tier,
+    edit_mask_png,
+    http_error,
+    json_body,
+    retry_after_of,
+)
 
-ASPECT_RATIOS = ["21:9", "16:9", "3:2", "5:4", "1:1", "4:5", "2:3", "9:16", "9:21"]
 LOCKOUT_S = 60.0  # Stability times a key out for 60 s after a 429
 _PARAM = re.compile(r"^\s*([a-z_]+)\s*:")
 
 
 def error_from(resp: httpx.Response) -> UpstreamError:
     """Map ``{"id", "name", "errors": [...]}``."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
+    body = json_body(resp)
     name = str(body.get("name") or "")
     errors = body.get("errors") or []
     message = "; ".join(str(e) for e in errors) or name or f"HTTP {resp.status_code}"
@@ -44,12 +51,11 @@ def error_from(resp: httpx.Response) -> UpstreamError:
         return UpstreamError(ErrorCode.upstream_auth, "stability: API key rejected", status=status)
     if status == 402 or name in ("payment_required", "insufficient_balance"):
         return UpstreamError(ErrorCode.upstream_quota, f"stability: {message}", status=status)
-    retry_after: Any = resp.headers.get("retry-after") or (LOCKOUT_S if status == 429 else None)
+    retry_after = retry_after_of(resp) or (LOCKOUT_S if status == 429 else None)
     m = _PARAM.match(str(errors[0])) if errors else None
     return http_error("stability", status, message, retry_after=retry_after, param=m.group(1) if m else None)
 
 
-@register
 class StabilityProvider(Provider):
     name = "stability"
     kind = "sync"
@@ -70,25 +76,18 @@ class StabilityProvider(Provider):
         name = self.deployment.options.get("endpoint") or ("sd3" if model.startswith("sd3") else model)
         return f"/v2beta/stable-image/generate/{name}"
 
-    def aspect_ratio(self, req: ImageRequest) -> str | None:
-        if req.aspect_ratio:
-            if req.aspect_ratio in ASPECT_RATIOS:
-                return req.aspect_ratio
-            r = sizing.parse_ratio(req.aspect_ratio)
-            return sizing.nearest_ratio(int(r * 1000), 1000, ASPECT_RATIOS) if r else None
-        if req.width and req.height:
-            return sizing.nearest_ratio(req.width, req.height, ASPECT_RATIOS)
-        return None
-
-    def plan(self, req: ImageRequest) -> tuple[str, dict[str, Any], list[tuple[str, tuple[str, bytes, str]]]]:
+    def plan(self, req: ImageRequest) -> tuple[str, dict[str, Any], list[FilePart]]:
         """(path, text fields, file parts) for one call; CPU work (mask conversion) included."""
         model = self.deployment.model
-        fields: dict[str, Any] = {"prompt": req.prompt, "output_format": req.output_format,
-                                  "negative_prompt": req.negative_prompt}
-        files: list[tuple[str, tuple[str, bytes, str]]] = []
+        fields: dict[str, Any] = {
+            "prompt": req.prompt,
+            "output_format": req.output_format,
+            "negative_prompt": req.negative_prompt,
+        }
+        files: list[FilePart] = []
         image = req.images[0] if req.images else None
         if req.mode == "edit" and image is not None and req.mask is not None:
-            mask = codecs.encode(codecs.edit_area(req.mask.data, (image.width, image.height)), "png")
+            mask = edit_mask_png(req.mask, (image.width, image.height))
             files += [("image", ("image", image.data, image.mime)), ("mask", ("mask.png", mask, "image/png"))]
             return "/v2beta/stable-image/edit/inpaint", fields, files
         path = self.endpoint()
@@ -96,14 +95,15 @@ class StabilityProvider(Provider):
             fields["model"] = model
         if req.mode == "edit" and image is not None:
             if path.endswith("/core"):
-                raise UpstreamError(ErrorCode.upstream_bad_request, "stability: core takes no input image",
-                                    param="image")
+                raise UpstreamError(
+                    ErrorCode.upstream_bad_request, "stability: core takes no input image", param="image"
+                )
             files.append(("image", ("image", image.data, image.mime)))
             fields["strength"] = self.deployment.options.get("strength", 0.7)
             if model.startswith("sd3"):
                 fields["mode"] = "image-to-image"
         else:
-            fields["aspect_ratio"] = self.aspect_ratio(req)
+            fields["aspect_ratio"], _ = aspect_and_tier(self.spec, req)
             if model.startswith("sd3"):
                 fields["mode"] = "text-to-image"
         if path.endswith("/core"):
@@ -120,23 +120,25 @@ class StabilityProvider(Provider):
             calls.append(self._call(path, f, files, req.output_format))
         return ProviderResult(images=list(await asyncio.gather(*calls)))
 
-    async def _call(self, path: str, fields: dict[str, Any], files: list, fmt: str) -> GeneratedImage:
+    async def _call(self, path: str, fields: dict[str, Any], files: list[FilePart], fmt: str) -> GeneratedImage:
         # multipart/form-data always, even without a file: send every field as a form part
-        parts = [(k, (None, str(v))) for k, v in fields.items() if v is not None] + files
+        parts: list[FormPart] = [(k, (None, str(v))) for k, v in fields.items() if v is not None]
+        parts.extend(files)
         resp = await self.request("POST", self.base_url + path, headers=self.headers(), files=parts)
         if resp.status_code != 200:
             raise error_from(resp)
         ctype = resp.headers.get("content-type", "")
         if ctype.startswith("application/json"):
-            body = resp.json()
+            body = json_body(resp)
             finish = body.get("finish_reason")
-            data = base64.b64decode(body.get("image") or "")
+            data = b64.decode(body.get("image") or "")
         else:
             finish = resp.headers.get("finish-reason")
             data = resp.content
         if finish == "CONTENT_FILTERED":
-            raise UpstreamError(ErrorCode.content_policy_violation, "stability: output was filtered by moderation",
-                                status=200)
+            raise UpstreamError(
+                ErrorCode.content_policy_violation, "stability: output was filtered by moderation", status=200
+            )
         if not data:
             raise UpstreamError(ErrorCode.upstream_error, "stability: empty image", status=200)
         return GeneratedImage(data=data, mime=MIME.get(codecs.sniff_format(data) or fmt, ctype or None))

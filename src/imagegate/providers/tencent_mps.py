@@ -22,7 +22,7 @@ from PIL import Image
 
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import codecs
-from imagegate.providers.base import PollResult, Provider, register
+from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.hunyuan import crop_2_1, tc3_call, tc_error
 
 VERSION = "2019-06-12"
@@ -38,7 +38,6 @@ def _equirect(data: bytes, size: tuple[int, int] | None) -> bytes:
     return codecs.encode(img, "png")
 
 
-@register
 class TencentMpsProvider(Provider):
     name = "tencent_mps"
     kind = "poll"
@@ -46,16 +45,19 @@ class TencentMpsProvider(Provider):
     credential_names = ("secret_id", "secret_key")
 
     async def _call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        return await tc3_call(self, action, params, service=SERVICE, version=VERSION,
-                              region=self.deployment.options.get("tc_region"))
+        return await tc3_call(
+            self, action, params, service=SERVICE, version=VERSION, region=self.deployment.options.get("tc_region")
+        )
 
     def _params(self, req: ImageRequest) -> dict[str, Any]:
         opts = self.deployment.options
-        params: dict[str, Any] = {"ModelName": opts.get("model_name", "Hunyuan"),
-                                  "SceneType": opts.get("scene_type", "3d_panorama"),
-                                  "Prompt": req.prompt,
-                                  "EnhancePrompt": bool(opts.get("enhance_prompt", False)),
-                                  "OutputImageCount": 1}
+        params: dict[str, Any] = {
+            "ModelName": opts.get("model_name", "Hunyuan"),
+            "SceneType": opts.get("scene_type", "3d_panorama"),
+            "Prompt": req.prompt,
+            "EnhancePrompt": bool(opts.get("enhance_prompt", False)),
+            "OutputImageCount": 1,
+        }
         if version := opts.get("model_version"):
             params["ModelVersion"] = str(version)
         if req.negative_prompt:
@@ -75,7 +77,7 @@ class TencentMpsProvider(Provider):
         body = await self._call("DescribeAigcImageTask", {"TaskId": handle["task_id"]})
         status = str(body.get("Status", ""))
         if status == "WAIT":
-            return PollResult(done=False, progress=0, queue_position=0)
+            return PollResult(done=False, progress=0)
         if status == "RUN":
             return PollResult(done=False, progress=50)
         if status == "FAIL":
