@@ -20,7 +20,16 @@ from typing import Any
 import httpx
 
 from bench.common import (
-    PY, RESULTS, ROOT, Server, free_port, imagegate_cmd, make_key, pct, tree_hwm, write_result,
+    PY,
+    RESULTS,
+    ROOT,
+    Server,
+    free_port,
+    imagegate_cmd,
+    make_key,
+    pct,
+    tree_hwm,
+    write_result,
 )
 
 CATALOG = ROOT / "bench" / "catalog.yaml"
@@ -30,8 +39,16 @@ def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
 
-async def drive(ig_url: str, key: str, ig: Server, slow_url: str, count: int, rate: float,
-                finish_within: float, create_budget: float) -> dict[str, Any]:
+async def drive(
+    ig_url: str,
+    key: str,
+    ig: Server,
+    slow_url: str,
+    count: int,
+    rate: float,
+    finish_within: float,
+    create_budget: float,
+) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     body = {"model": "bench/slow", "prompt": "a long job", "n": 1, "size": "1024x1024"}
     create_ms: list[float] = []
@@ -43,10 +60,11 @@ async def drive(ig_url: str, key: str, ig: Server, slow_url: str, count: int, ra
     rss_peak = 0
     stop = asyncio.Event()
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=ig_url, headers=headers, limits=limits, timeout=60,
-                                 trust_env=False) as client, \
-            httpx.AsyncClient(base_url=ig_url, headers=headers, timeout=30, trust_env=False) as probe, \
-            httpx.AsyncClient(timeout=10, trust_env=False) as side:
+    async with (
+        httpx.AsyncClient(base_url=ig_url, headers=headers, limits=limits, timeout=60, trust_env=False) as client,
+        httpx.AsyncClient(base_url=ig_url, headers=headers, timeout=30, trust_env=False) as probe,
+        httpx.AsyncClient(timeout=10, trust_env=False) as side,
+    ):
 
         async def create(i: int, at: float) -> None:
             t0 = time.perf_counter()
@@ -123,15 +141,25 @@ async def drive(ig_url: str, key: str, ig: Server, slow_url: str, count: int, ra
         await asyncio.gather(*bg)
         stats = (await side.get(f"{slow_url}/stats")).json()
     return {
-        "attempted": attempted, "created": len(ids), "create_failures": len(failures), "first_failure": failures[0] if failures else None,
-        "achieved_rate": round(attempted / create_span, 1), "create_span_s": round(create_span, 1),
+        "attempted": attempted,
+        "created": len(ids),
+        "create_failures": len(failures),
+        "first_failure": failures[0] if failures else None,
+        "achieved_rate": round(attempted / create_span, 1),
+        "create_span_s": round(create_span, 1),
         "total_span_s": round(total_span, 1),
-        "create_p50_ms": _r(pct(create_ms, 50)), "create_p99_ms": _r(pct(create_ms, 99)),
+        "create_p50_ms": _r(pct(create_ms, 50)),
+        "create_p99_ms": _r(pct(create_ms, 99)),
         "create_max_ms": _r(max(create_ms) if create_ms else None),
         "send_lag_p99_ms": _r(pct(create_lag_ms, 99)),
-        "health_p50_ms": _r(pct(health_ms, 50)), "health_p99_ms": _r(pct(health_ms, 99)), "health_n": len(health_ms),
-        "get_p50_ms": _r(pct(get_ms, 50)), "get_p99_ms": _r(pct(get_ms, 99)), "get_n": len(get_ms),
-        "rss_peak_sampled": rss_peak, "upstream": stats,
+        "health_p50_ms": _r(pct(health_ms, 50)),
+        "health_p99_ms": _r(pct(health_ms, 99)),
+        "health_n": len(health_ms),
+        "get_p50_ms": _r(pct(get_ms, 50)),
+        "get_p99_ms": _r(pct(get_ms, 99)),
+        "get_n": len(get_ms),
+        "rss_peak_sampled": rss_peak,
+        "upstream": stats,
     }
 
 
@@ -159,12 +187,16 @@ def main() -> None:
     workers = args.workers or count + 64
 
     slow_port, ig_port = free_port(), free_port()
-    slow = Server("slow-upstream", [PY, "-m", "bench.slow_upstream", "--port", str(slow_port),
-                                    "--job-seconds", str(job_s)])
+    slow = Server(
+        "slow-upstream", [PY, "-m", "bench.slow_upstream", "--port", str(slow_port), "--job-seconds", str(job_s)]
+    )
     data = RESULTS / "async-data"
     shutil.rmtree(data, ignore_errors=True)
-    env = {"IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1", "BENCH_SLOW_URL": f"http://127.0.0.1:{slow_port}",
-           "BENCH_UPSTREAM_KEY": "sk-upstream"}
+    env = {
+        "IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1",
+        "BENCH_SLOW_URL": f"http://127.0.0.1:{slow_port}",
+        "BENCH_UPSTREAM_KEY": "sk-upstream",
+    }
     ig = None
     try:
         slow.wait_http(f"http://127.0.0.1:{slow_port}/stats", 60)
@@ -178,8 +210,18 @@ def main() -> None:
         time.sleep(1.0)
         rss_boot = ig.rss()
         # poll interval 10 s: a task can finish up to 10 s after its job; allow that twice over
-        out = asyncio.run(drive(f"http://127.0.0.1:{ig_port}", key, ig, f"http://127.0.0.1:{slow_port}",
-                                count, rate, finish_within=job_s + 60, create_budget=count / rate * 1.5 + 15))
+        out = asyncio.run(
+            drive(
+                f"http://127.0.0.1:{ig_port}",
+                key,
+                ig,
+                f"http://127.0.0.1:{slow_port}",
+                count,
+                rate,
+                finish_within=job_s + 60,
+                create_budget=count / rate * 1.5 + 15,
+            )
+        )
         out["rss_boot"] = rss_boot
         out["rss_hwm"] = tree_hwm(ig.pid)
         out["rss_end"] = ig.rss()
@@ -188,8 +230,17 @@ def main() -> None:
         if ig is not None:
             ig.stop()
         slow.stop()
-    out.update({"scenario": "async", "quick": args.quick, "count": count, "rate": rate, "job_seconds": job_s,
-                "workers": workers, "poll_interval_s": 10.0})
+    out.update(
+        {
+            "scenario": "async",
+            "quick": args.quick,
+            "count": count,
+            "rate": rate,
+            "job_seconds": job_s,
+            "workers": workers,
+            "poll_interval_s": 10.0,
+        }
+    )
     print({k: v for k, v in out.items()})
     print("wrote", write_result(args.name, out))
 

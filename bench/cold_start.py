@@ -32,8 +32,13 @@ def main() -> None:
     first = boot_once(data, "imagegate-cold")  # empty dir: creates the DB and runs migrations
     make_key(data)
     times = [boot_once(data, "imagegate-cold") for _ in range(runs)]
-    out = {"scenario": "cold_start", "quick": args.quick, "runs_s": [round(t, 3) for t in times],
-           "median_s": round(median(times) or 0, 3), "first_boot_empty_dir_s": round(first, 3)}
+    out = {
+        "scenario": "cold_start",
+        "quick": args.quick,
+        "runs_s": [round(t, 3) for t in times],
+        "median_s": round(median(times) or 0, 3),
+        "first_boot_empty_dir_s": round(first, 3),
+    }
     print(out)
     print("wrote", write_result("cold_start", out))
 

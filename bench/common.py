@@ -8,6 +8,7 @@ session's process group only (never anything found by name).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -16,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -44,11 +46,12 @@ class Server:
         self.name = name
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.log_path = RESULTS / f"{name}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115  (the process's log, open for its life)
         full_env = {**os.environ, **(env or {})}
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=full_env, cwd=str(cwd or ROOT), stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=full_env, cwd=str(cwd or ROOT), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.pid = self.proc.pid
 
     def wait_http(self, url: str, timeout: float = 60.0, ok: Callable[[int], bool] = lambda s: s == 200) -> float:
@@ -56,8 +59,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n"
-                                   + self.tail())
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n" + self.tail()
+                )
             try:
                 r = httpx.get(url, timeout=2.0)
                 if ok(r.status_code):
@@ -75,23 +79,17 @@ class Server:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGTERM)  # our own session: pgid == pid
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(5)
         else:  # the leader is gone; children it left in our group still go
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self._log.close()
 
     # accounting
@@ -107,7 +105,7 @@ def _stat(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split()  # fields from 'state' on
+    return raw[raw.rindex(")") + 2 :].split()  # fields from 'state' on
 
 
 def descendants(pid: int) -> list[int]:
@@ -184,18 +182,33 @@ class LoadResult:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"ok": self.ok, "errors": self.errors, "elapsed_s": round(self.elapsed, 3), "rps": round(self.rps, 2),
-                "p50_ms": _r(pct(self.latencies_ms, 50)), "p99_ms": _r(pct(self.latencies_ms, 99)),
-                "mb_per_resp": round(self.bytes / max(1, self.ok) / 1e6, 3), "first_error": self.first_error}
+        return {
+            "ok": self.ok,
+            "errors": self.errors,
+            "elapsed_s": round(self.elapsed, 3),
+            "rps": round(self.rps, 2),
+            "p50_ms": _r(pct(self.latencies_ms, 50)),
+            "p99_ms": _r(pct(self.latencies_ms, 99)),
+            "mb_per_resp": round(self.bytes / max(1, self.ok) / 1e6, 3),
+            "first_error": self.first_error,
+        }
 
 
 def _r(v: float | None, nd: int = 2) -> float | None:
     return None if v is None else round(v, nd)
 
 
-async def closed_loop(url: str, body: dict[str, Any], headers: dict[str, str], *, concurrency: int,
-                      duration: float, max_requests: int, expect: bytes | None = None,
-                      timeout: float = 60.0) -> LoadResult:
+async def closed_loop(
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    expect: bytes | None = None,
+    timeout: float = 60.0,
+) -> LoadResult:
     """``concurrency`` workers send ``body`` back to back until ``duration`` s or ``max_requests``."""
     res = LoadResult()
     payload = json.dumps(body).encode()
@@ -243,8 +256,12 @@ def openai_sdk_headers(api_key: str) -> dict[str, str]:
         seen.update({k.lower(): v for k, v in request.headers.items()})
         return httpx.Response(200, json={"created": 0, "data": []})
 
-    client = openai.OpenAI(api_key=api_key, base_url="http://127.0.0.1:9/v1", max_retries=0,
-                           http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    client = openai.OpenAI(
+        api_key=api_key,
+        base_url="http://127.0.0.1:9/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
     client.images.generate(model="m", prompt="p")
     for k in ("host", "content-length"):
         seen.pop(k, None)
@@ -265,16 +282,35 @@ def machine_facts(extra_versions: dict[str, str] | None = None) -> dict[str, Any
             cpu = line.split(":", 1)[1].strip()
             break
     versions = {}
-    for pkg in ("imagegate", "fastapi", "starlette", "uvicorn", "httpx", "pydantic", "sqlalchemy", "aiosqlite",
-                "pillow", "orjson", "uvloop", "httptools", "openai"):
+    for pkg in (
+        "imagegate",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "httpx",
+        "pydantic",
+        "sqlalchemy",
+        "aiosqlite",
+        "pillow",
+        "orjson",
+        "uvloop",
+        "httptools",
+        "openai",
+    ):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "-"
     versions.update(extra_versions or {})
-    return {"nproc": os.cpu_count(), "sched_affinity": len(os.sched_getaffinity(0)), "cpu": cpu,
-            "mem_gib": round(mem / 2**30, 1), "python": platform.python_version(), "kernel": platform.release(),
-            "versions": versions}
+    return {
+        "nproc": os.cpu_count(),
+        "sched_affinity": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "mem_gib": round(mem / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "versions": versions,
+    }
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
@@ -285,15 +321,31 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
 
 
 def make_key(data_dir: Path, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run([str(Path(PY).parent / "imagegate"), "keys", "create", "--data-dir", str(data_dir),
-                          "--name", "bench"], capture_output=True, text=True, check=True, timeout=120,
-                         env={**os.environ, **(env or {})}, cwd=str(ROOT))
+    out = subprocess.run(
+        [str(Path(PY).parent / "imagegate"), "keys", "create", "--data-dir", str(data_dir), "--name", "bench"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=str(ROOT),
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
 def imagegate_cmd(data_dir: Path, port: int, config: Path | None = None, workers: int | None = None) -> list[str]:
-    cmd = [str(Path(PY).parent / "imagegate"), "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data_dir), "--log-level", "warning"]
+    cmd = [
+        str(Path(PY).parent / "imagegate"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+    ]
     if config is not None:
         cmd += ["--config", str(config)]
     if workers is not None:

@@ -56,11 +56,16 @@ def build_app(png: bytes, port: int) -> Any:
             try:
                 req = json.loads(await read_body(receive) or b"{}")
             except ValueError:
-                return await send_bytes(send, 400, b'{"error":{"message":"invalid JSON","type":"invalid_request_error"}}',
-                                        json_hdr)
+                return await send_bytes(
+                    send, 400, b'{"error":{"message":"invalid JSON","type":"invalid_request_error"}}', json_hdr
+                )
             if not req.get("prompt"):
-                return await send_bytes(send, 400, b'{"error":{"message":"prompt is required","param":"prompt",'
-                                                   b'"type":"invalid_request_error"}}', json_hdr)
+                return await send_bytes(
+                    send,
+                    400,
+                    b'{"error":{"message":"prompt is required","param":"prompt","type":"invalid_request_error"}}',
+                    json_hdr,
+                )
             fmt = "url" if req.get("response_format") == "url" else "b64_json"
             n = int(req.get("n") or 1)
             data = prebuilt[fmt] if n == 1 else body(fmt, max(1, min(n, 10)))
@@ -83,8 +88,15 @@ def main() -> None:
 
     png = noise_png(args.size, args.size)
     print(f"fake upstream: {len(png)} byte PNG, pid {os.getpid()}", flush=True)
-    uvicorn.run(build_app(png, args.port), host="127.0.0.1", port=args.port, log_level="warning",
-                access_log=False, loop="uvloop", http="httptools")
+    uvicorn.run(
+        build_app(png, args.port),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,12 @@ def installed_version() -> str | None:
     py = BIN / "python"
     if not py.exists():
         return None
-    out = subprocess.run([str(py), "-c", "from importlib.metadata import version; print(version('litellm'))"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(py), "-c", "from importlib.metadata import version; print(version('litellm'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
@@ -38,10 +42,14 @@ def ensure(timeout: float = 900.0) -> tuple[str | None, str]:
     try:
         with open(log, "wb") as f:
             if not (BIN / "python").exists():
-                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, stdout=f, stderr=f,
-                               timeout=120)
-            subprocess.run([str(BIN / "pip"), "install", "-q", f"litellm[proxy]=={VERSION}"], check=True,
-                           stdout=f, stderr=f, timeout=timeout)
+                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, stdout=f, stderr=f, timeout=120)
+            subprocess.run(
+                [str(BIN / "pip"), "install", "-q", f"litellm[proxy]=={VERSION}"],
+                check=True,
+                stdout=f,
+                stderr=f,
+                timeout=timeout,
+            )
     except (subprocess.SubprocessError, OSError) as exc:
         return None, f"LiteLLM {VERSION} could not be installed ({type(exc).__name__}; see {log})"
     have = installed_version()
@@ -51,8 +59,13 @@ def ensure(timeout: float = 900.0) -> tuple[str | None, str]:
 def config(path: Path, upstream_v1: str, models: list[str], master_key: str) -> Path:
     """A proxy config routing each bench model name to the fake upstream through LiteLLM's OpenAI path."""
     cfg: dict[str, Any] = {
-        "model_list": [{"model_name": m, "litellm_params": {"model": "openai/dall-e-2", "api_base": upstream_v1,
-                                                             "api_key": "sk-upstream"}} for m in models],
+        "model_list": [
+            {
+                "model_name": m,
+                "litellm_params": {"model": "openai/dall-e-2", "api_base": upstream_v1, "api_key": "sk-upstream"},
+            }
+            for m in models
+        ],
         # dall-e-2: LiteLLM forwards response_format for it (for gpt-image-1 it drops the
         # parameter, so url would silently become b64_json); the fake ignores the model name.
         "litellm_settings": {"telemetry": False},
@@ -64,11 +77,26 @@ def config(path: Path, upstream_v1: str, models: list[str], master_key: str) -> 
 
 
 def command(cfg: Path, port: int) -> list[str]:
-    return [str(BIN / "litellm"), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
-            "--num_workers", "1"]
+    return [
+        str(BIN / "litellm"),
+        "--config",
+        str(cfg),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
 
 
 def env() -> dict[str, str]:
-    return {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-            "DISABLE_ADMIN_UI": "True", "NO_DOCS": "True", "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-            "VIRTUAL_ENV": str(VENV)}
+    return {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_ADMIN_UI": "True",
+        "NO_DOCS": "True",
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(VENV),
+    }

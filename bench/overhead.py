@@ -15,7 +15,16 @@ from typing import Any
 
 from bench import litellm_env
 from bench.common import (
-    PY, RESULTS, ROOT, Server, closed_loop, free_port, imagegate_cmd, make_key, median, openai_sdk_headers,
+    PY,
+    RESULTS,
+    ROOT,
+    Server,
+    closed_loop,
+    free_port,
+    imagegate_cmd,
+    make_key,
+    median,
+    openai_sdk_headers,
     write_result,
 )
 
@@ -39,8 +48,11 @@ def start_all(with_litellm: bool, litellm_note: str, patched_src: str | None = N
     upstream.wait_http(f"http://127.0.0.1:{up_port}/health", 60)
     data = RESULTS / "overhead-data"
     shutil.rmtree(data, ignore_errors=True)
-    ig_env = {"IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1", "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
-              "BENCH_UPSTREAM_KEY": "sk-upstream"}
+    ig_env = {
+        "IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1",
+        "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
+        "BENCH_UPSTREAM_KEY": "sk-upstream",
+    }
     key = make_key(data, ig_env)
     ig = Server("imagegate", imagegate_cmd(data, ig_port, CATALOG), env=ig_env)
     boot = {"imagegate": ig.wait_http(f"http://127.0.0.1:{ig_port}/health", 60)}
@@ -54,17 +66,24 @@ def start_all(with_litellm: bool, litellm_note: str, patched_src: str | None = N
         cmd = [PY, "-m", "imagegate.cli"] + imagegate_cmd(data, p_port, CATALOG)[1:]
         pig = Server("imagegate-patched", cmd, env={**ig_env, "PYTHONPATH": patched_src})
         boot["imagegate-patched"] = pig.wait_http(f"http://127.0.0.1:{p_port}/health", 60)
-        targets["imagegate-patched"] = {"server": pig, "key": key,
-                                        "url": f"http://127.0.0.1:{p_port}/v1/images/generations"}
+        targets["imagegate-patched"] = {
+            "server": pig,
+            "key": key,
+            "url": f"http://127.0.0.1:{p_port}/v1/images/generations",
+        }
     if with_litellm:
         ll_port = free_port()
-        cfg = litellm_env.config(RESULTS / "litellm-config.yaml", f"http://127.0.0.1:{up_port}/v1",
-                                 ["bench/b64", "bench/url"], MASTER)
+        cfg = litellm_env.config(
+            RESULTS / "litellm-config.yaml", f"http://127.0.0.1:{up_port}/v1", ["bench/b64", "bench/url"], MASTER
+        )
         ll = Server("litellm", litellm_env.command(cfg, ll_port), env=litellm_env.env())
         try:
             boot["litellm"] = ll.wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", 180)
-            targets["litellm"] = {"server": ll, "url": f"http://127.0.0.1:{ll_port}/v1/images/generations",
-                                  "key": MASTER}
+            targets["litellm"] = {
+                "server": ll,
+                "url": f"http://127.0.0.1:{ll_port}/v1/images/generations",
+                "key": MASTER,
+            }
         except (RuntimeError, TimeoutError) as exc:
             notes["litellm"] = f"LiteLLM proxy did not start: {exc}"[:400]
             ll.stop()
@@ -110,18 +129,32 @@ def main() -> None:
                         headers["accept-encoding"] = "identity"
                     expect = b'"b64_json"' if fmt == "b64_json" else b'"url"'
                     cpu0, up0 = t["server"].cpu_seconds(), upstream.cpu_seconds()
-                    res = asyncio.run(closed_loop(t["url"], request_body(fmt), headers, concurrency=conc,
-                                                  duration=duration, max_requests=max_requests, expect=expect))
+                    res = asyncio.run(
+                        closed_loop(
+                            t["url"],
+                            request_body(fmt),
+                            headers,
+                            concurrency=conc,
+                            duration=duration,
+                            max_requests=max_requests,
+                            expect=expect,
+                        )
+                    )
                     cpu1, up1 = t["server"].cpu_seconds(), upstream.cpu_seconds()
                     # the warm-up requests (one per connection) are in the CPU delta too
                     done = max(1, res.ok + res.errors + min(conc, 4))
-                    row = {**res.summary(), "cpu_ms_per_req": round((cpu1 - cpu0) * 1000 / done, 2),
-                           "upstream_cpu_ms_per_req": round((up1 - up0) * 1000 / done, 2)}
+                    row = {
+                        **res.summary(),
+                        "cpu_ms_per_req": round((cpu1 - cpu0) * 1000 / done, 2),
+                        "upstream_cpu_ms_per_req": round((up1 - up0) * 1000 / done, 2),
+                    }
                     runs.setdefault(f"{name}|{fmt}|c{conc}|{variant}", []).append(row)
-                    print(f"rep {rep + 1} {name:9s} {fmt:8s} c{conc:<2d} {variant:8s} "
-                          f"{row['rps']:8.1f} req/s p50 {row['p50_ms']} p99 {row['p99_ms']} "
-                          f"cpu {row['cpu_ms_per_req']} ms/req err {row['errors']} {row['first_error'] or ''}",
-                          flush=True)
+                    print(
+                        f"rep {rep + 1} {name:9s} {fmt:8s} c{conc:<2d} {variant:8s} "
+                        f"{row['rps']:8.1f} req/s p50 {row['p50_ms']} p99 {row['p99_ms']} "
+                        f"cpu {row['cpu_ms_per_req']} ms/req err {row['errors']} {row['first_error'] or ''}",
+                        flush=True,
+                    )
         rss_after = {name: t["server"].rss() for name, t in targets.items()}
     finally:
         for t in reversed(list(targets.values())):
@@ -129,17 +162,27 @@ def main() -> None:
         upstream.stop()
     cells_out = {}
     for cell, rows in runs.items():
-        cells_out[cell] = {k: median([r[k] for r in rows]) for k in
-                           ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "upstream_cpu_ms_per_req", "mb_per_resp")}
+        cells_out[cell] = {
+            k: median([r[k] for r in rows])
+            for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "upstream_cpu_ms_per_req", "mb_per_resp")
+        }
         cells_out[cell]["errors"] = sum(r["errors"] for r in rows)
         cells_out[cell]["ok"] = sum(r["ok"] for r in rows)
         cells_out[cell]["first_error"] = next((r["first_error"] for r in rows if r["first_error"]), None)
         cells_out[cell]["runs"] = rows
-    out = {"scenario": "overhead", "quick": args.quick, "repeats": repeats, "duration_s": duration,
-           "litellm_version": version, "notes": {**env["notes"], "litellm_install": note},
-           "boot_s": env["boot_s"], "rss_boot": env["rss_boot"], "rss_after": rss_after,
-           "sdk_headers": {k: v for k, v in openai_sdk_headers("x").items() if k != "authorization"},
-           "cells": cells_out}
+    out = {
+        "scenario": "overhead",
+        "quick": args.quick,
+        "repeats": repeats,
+        "duration_s": duration,
+        "litellm_version": version,
+        "notes": {**env["notes"], "litellm_install": note},
+        "boot_s": env["boot_s"],
+        "rss_boot": env["rss_boot"],
+        "rss_after": rss_after,
+        "sdk_headers": {k: v for k, v in openai_sdk_headers("x").items() if k != "authorization"},
+        "cells": cells_out,
+    }
     print("wrote", write_result(args.name, out))
 
 

@@ -55,10 +55,20 @@ def child(size: str, fmt: str, iterations: int) -> None:
         out = codecs.convert(data, fmt)
         times.append((time.perf_counter() - t0) * 1000)
     peak = _vm("VmHWM")  # not ru_maxrss: that survives exec and would show the parent's peak
-    print(json.dumps({"size": size, "format": fmt, "input_bytes": len(data), "output_bytes": len(out),
-                      "ms_median": round(sorted(times)[len(times) // 2], 1), "ms_min": round(min(times), 1),
-                      "peak_extra_mb": round((peak - base) / 2**20, 1),
-                      "iterations": iterations}))
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "format": fmt,
+                "input_bytes": len(data),
+                "output_bytes": len(out),
+                "ms_median": round(sorted(times)[len(times) // 2], 1),
+                "ms_min": round(min(times), 1),
+                "peak_extra_mb": round((peak - base) / 2**20, 1),
+                "iterations": iterations,
+            }
+        )
+    )
 
 
 def conversions(iterations: int) -> list[dict[str, Any]]:
@@ -71,8 +81,13 @@ def conversions(iterations: int) -> list[dict[str, Any]]:
     rows = []
     for size, fmt in KINDS:
         n = iterations if size == "1024x1024" else max(1, iterations // 2)
-        out = subprocess.run([PY, "-m", "bench.pipeline", "--child", size, fmt, str(n)], capture_output=True,
-                             text=True, timeout=300, check=True)
+        out = subprocess.run(
+            [PY, "-m", "bench.pipeline", "--child", size, fmt, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     return rows
@@ -88,8 +103,9 @@ async def probe_health(url: str, stop: asyncio.Event, out: list[float]) -> None:
             await asyncio.sleep(0.02)
 
 
-async def loop_blocking(base: str, key: str, idle_s: float, stream_s: float, concurrency: int,
-                        max_images: int) -> dict[str, Any]:
+async def loop_blocking(
+    base: str, key: str, idle_s: float, stream_s: float, concurrency: int, max_images: int
+) -> dict[str, Any]:
     idle: list[float] = []
     busy: list[float] = []
     stop = asyncio.Event()
@@ -99,13 +115,20 @@ async def loop_blocking(base: str, key: str, idle_s: float, stream_s: float, con
     await task
     stop = asyncio.Event()
     task = asyncio.create_task(probe_health(f"{base}/health", stop, busy))
-    body = {"model": "test/test", "prompt": "a 4K picture", "size": "4096x2304", "output_format": "webp",
-            "response_format": "url"}
+    body = {
+        "model": "test/test",
+        "prompt": "a 4K picture",
+        "size": "4096x2304",
+        "output_format": "webp",
+        "response_format": "url",
+    }
     done, errors, gen_ms = 0, [], []
     deadline = time.perf_counter() + stream_s
 
-    async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=120,
-                                 trust_env=False) as c:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=120, trust_env=False
+    ) as c:
+
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < deadline and done + len(errors) < max_images:
@@ -122,12 +145,20 @@ async def loop_blocking(base: str, key: str, idle_s: float, stream_s: float, con
         span = time.perf_counter() - t0
     stop.set()
     await task
-    return {"health_idle_p50_ms": _r(pct(idle, 50)), "health_idle_p99_ms": _r(pct(idle, 99)),
-            "health_busy_p50_ms": _r(pct(busy, 50)), "health_busy_p99_ms": _r(pct(busy, 99)),
-            "health_busy_max_ms": _r(max(busy) if busy else None), "health_busy_n": len(busy),
-            "images_4k": done, "errors": len(errors), "first_error": errors[0] if errors else None,
-            "images_per_s": round(done / span, 2) if span else None, "gen_p50_ms": _r(pct(gen_ms, 50)),
-            "concurrency": concurrency}
+    return {
+        "health_idle_p50_ms": _r(pct(idle, 50)),
+        "health_idle_p99_ms": _r(pct(idle, 99)),
+        "health_busy_p50_ms": _r(pct(busy, 50)),
+        "health_busy_p99_ms": _r(pct(busy, 99)),
+        "health_busy_max_ms": _r(max(busy) if busy else None),
+        "health_busy_n": len(busy),
+        "images_4k": done,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "images_per_s": round(done / span, 2) if span else None,
+        "gen_p50_ms": _r(pct(gen_ms, 50)),
+        "concurrency": concurrency,
+    }
 
 
 def _r(v: float | None) -> float | None:
@@ -149,14 +180,26 @@ def main() -> None:
     ig = Server("imagegate-pipeline", imagegate_cmd(data, port))
     try:
         ig.wait_http(f"http://127.0.0.1:{port}/health", 60)
-        blocking = asyncio.run(loop_blocking(f"http://127.0.0.1:{port}", key, 2.0 if args.quick else 5.0,
-                                             4.0 if args.quick else 20.0, 2, 6 if args.quick else 200))
+        blocking = asyncio.run(
+            loop_blocking(
+                f"http://127.0.0.1:{port}",
+                key,
+                2.0 if args.quick else 5.0,
+                4.0 if args.quick else 20.0,
+                2,
+                6 if args.quick else 200,
+            )
+        )
         blocking["server_rss_after_mb"] = round(ig.rss() / 2**20, 1)
     finally:
         ig.stop()
     print(blocking)
-    print("wrote", write_result("pipeline", {"scenario": "pipeline", "quick": args.quick, "conversions": rows,
-                                             "event_loop": blocking}))
+    print(
+        "wrote",
+        write_result(
+            "pipeline", {"scenario": "pipeline", "quick": args.quick, "conversions": rows, "event_loop": blocking}
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,15 @@ from collections import Counter
 from pathlib import Path
 
 from bench.common import (
-    PY, RESULTS, ROOT, Server, closed_loop, free_port, imagegate_cmd, make_key, openai_sdk_headers,
+    PY,
+    RESULTS,
+    ROOT,
+    Server,
+    closed_loop,
+    free_port,
+    imagegate_cmd,
+    make_key,
+    openai_sdk_headers,
 )
 from bench.overhead import CATALOG, request_body
 
@@ -92,8 +100,11 @@ def main() -> None:
     upstream = Server("profile-upstream", [PY, "-m", "bench.fake_upstream", "--port", str(up_port)])
     data = RESULTS / "profile-data"
     shutil.rmtree(data, ignore_errors=True)
-    env = {"IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1", "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
-           "BENCH_UPSTREAM_KEY": "sk-upstream"}
+    env = {
+        "IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1",
+        "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
+        "BENCH_UPSTREAM_KEY": "sk-upstream",
+    }
     ig = None
     raw = RESULTS / f"profile-{args.format}-c{args.concurrency}.txt"
     try:
@@ -101,13 +112,38 @@ def main() -> None:
         key = make_key(data, env)
         ig = Server("profile-imagegate", imagegate_cmd(data, ig_port, CATALOG), env=env)
         ig.wait_http(f"http://127.0.0.1:{ig_port}/health", 60)
-        rec = subprocess.Popen([str(spy), "record", "--pid", str(ig.pid), "--duration", str(args.seconds),
-                                "--rate", str(args.rate), "--format", "raw", "--nonblocking", "--threads", "-o", str(raw)], cwd=str(ROOT), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-        res = asyncio.run(closed_loop(f"http://127.0.0.1:{ig_port}/v1/images/generations", request_body(args.format),
-                                      openai_sdk_headers(key), concurrency=args.concurrency,
-                                      duration=args.seconds + 2, max_requests=100_000,
-                                      expect=b'"b64_json"' if args.format == "b64_json" else b'"url"'))
+        rec = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(ig.pid),
+                "--duration",
+                str(args.seconds),
+                "--rate",
+                str(args.rate),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--threads",
+                "-o",
+                str(raw),
+            ],
+            cwd=str(ROOT),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        res = asyncio.run(
+            closed_loop(
+                f"http://127.0.0.1:{ig_port}/v1/images/generations",
+                request_body(args.format),
+                openai_sdk_headers(key),
+                concurrency=args.concurrency,
+                duration=args.seconds + 2,
+                max_requests=100_000,
+                expect=b'"b64_json"' if args.format == "b64_json" else b'"url"',
+            )
+        )
         _, err = rec.communicate(timeout=120)
         print("load:", res.summary())
         if rec.returncode != 0:

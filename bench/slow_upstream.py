@@ -65,9 +65,15 @@ def build_app(port: int, job_seconds: float) -> Any:
                 fetched.add(rid)
                 stats["finished"] += 1
                 stats["in_flight"] -= 1
-            return await send_json(send, 200, {"images": [{"url": f"{base}/blob.png", "width": 1024, "height": 1024,
-                                                           "content_type": "image/png"}],
-                                               "seed": 42, "has_nsfw_concepts": [False]})
+            return await send_json(
+                send,
+                200,
+                {
+                    "images": [{"url": f"{base}/blob.png", "width": 1024, "height": 1024, "content_type": "image/png"}],
+                    "seed": 42,
+                    "has_nsfw_concepts": [False],
+                },
+            )
         if method == "POST":
             body = await read_body(receive)
             try:
@@ -75,8 +81,11 @@ def build_app(port: int, job_seconds: float) -> Any:
             except ValueError:
                 return await send_json(send, 400, {"detail": "Invalid JSON body"})
             if not inp.get("prompt"):
-                return await send_json(send, 422, {"detail": [{"loc": ["body", "prompt"], "msg": "field required",
-                                                               "type": "value_error.missing"}]})
+                return await send_json(
+                    send,
+                    422,
+                    {"detail": [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]},
+                )
             rid = secrets.token_hex(12)
             jobs[rid] = time.monotonic() + job_seconds
             stats["submitted"] += 1
@@ -84,8 +93,11 @@ def build_app(port: int, job_seconds: float) -> Any:
             stats["peak_in_flight"] = max(stats["peak_in_flight"], stats["in_flight"])
             app_path = "/".join(path.strip("/").split("/")[:2])
             url = f"{base}/{app_path}/requests/{rid}"
-            return await send_json(send, 200, {"request_id": rid, "response_url": url, "status_url": f"{url}/status",
-                                               "cancel_url": f"{url}/cancel"})
+            return await send_json(
+                send,
+                200,
+                {"request_id": rid, "response_url": url, "status_url": f"{url}/status", "cancel_url": f"{url}/cancel"},
+            )
         await send_json(send, 404, {"detail": "Not Found"})
 
     return app
@@ -98,8 +110,16 @@ def main() -> None:
     args = ap.parse_args()
     import uvicorn
 
-    uvicorn.run(build_app(args.port, args.job_seconds), host="127.0.0.1", port=args.port, log_level="warning",
-                access_log=False, loop="uvloop", http="httptools", backlog=4096)
+    uvicorn.run(
+        build_app(args.port, args.job_seconds),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        backlog=4096,
+    )
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -62,22 +63,43 @@ class FakeUpstream:
 def write_catalog(path: Path, upstream_url: str) -> Path:
     """``test/slow``: a poll-kind model served by the fal fake at ``upstream_url``."""
     entry = {
-        "id": "test/slow", "description": "fal fake in its own process (tests)",
-        "capabilities": ["generate"], "size_rule": {"min_side": 64, "max_side": 2048},
-        "default_size": "256x256", "max_n": 4, "formats": ["png", "jpeg"], "price": {"per_image": 0.01},
-        "deployments": [{"id": "slow-fal", "provider": "fal", "model": "fal-ai/flux/dev", "base_url": upstream_url,
-                         "credentials": {"api_key": "FAL_KEY"}, "poll_interval": 0.05, "timeout": 120}],
+        "id": "test/slow",
+        "description": "fal fake in its own process (tests)",
+        "capabilities": ["generate"],
+        "size_rule": {"min_side": 64, "max_side": 2048},
+        "default_size": "256x256",
+        "max_n": 4,
+        "formats": ["png", "jpeg"],
+        "price": {"per_image": 0.01},
+        "deployments": [
+            {
+                "id": "slow-fal",
+                "provider": "fal",
+                "model": "fal-ai/flux/dev",
+                "base_url": upstream_url,
+                "credentials": {"api_key": "FAL_KEY"},
+                "poll_interval": 0.05,
+                "timeout": 120,
+            }
+        ],
     }
     path.write_text(json.dumps({"models": [entry]}))  # JSON is YAML
     return path
 
 
-def slow_server(tmp: Path, upstream: FakeUpstream, *, workers: int = 4, env: dict[str, str] | None = None) -> ServerProc:
+def slow_server(
+    tmp: Path, upstream: FakeUpstream, *, workers: int = 4, env: dict[str, str] | None = None
+) -> ServerProc:
     catalog = write_catalog(tmp / "catalog.yaml", upstream.url)
-    base_env = {"IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1", "FAL_KEY": "sandbox-key",
-                "IMAGEGATE_WEBHOOK_BACKOFF_SCALE": "0.02", "IMAGEGATE_WEBHOOK_TIMEOUT": "1"}
-    return ServerProc(tmp / "data", env={**base_env, **(env or {})},
-                      args=["--config", str(catalog), "--workers", str(workers)])
+    base_env = {
+        "IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1",
+        "FAL_KEY": "sandbox-key",
+        "IMAGEGATE_WEBHOOK_BACKOFF_SCALE": "0.02",
+        "IMAGEGATE_WEBHOOK_TIMEOUT": "1",
+    }
+    return ServerProc(
+        tmp / "data", env={**base_env, **(env or {})}, args=["--config", str(catalog), "--workers", str(workers)]
+    )
 
 
 def make_key(server: ServerProc, name: str = "test") -> str:
@@ -85,12 +107,13 @@ def make_key(server: ServerProc, name: str = "test") -> str:
     a Python start-up per key)."""
     import asyncio
 
-    from imagegate.db.repo import Database
+    from imagegate.db.database import Database
+    from imagegate.db.keys import KeyStore
 
     async def go() -> str:
         db = Database(f"sqlite+aiosqlite:///{server.data_dir / 'imagegate.db'}")
         try:
-            return (await db.create_key(name, None))[1]
+            return (await KeyStore(db).create(name, None))[1]
         finally:
             await db.close()
 
@@ -118,8 +141,11 @@ class Api:
         return r.json()
 
     def wait_status(self, task_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
-        return wait_until(lambda: (t := self.task(task_id))["status"] in statuses and t, timeout,
-                          f"task {task_id} to reach {statuses}")
+        return wait_until(
+            lambda: (t := self.task(task_id))["status"] in statuses and t,
+            timeout,
+            f"task {task_id} to reach {statuses}",
+        )
 
 
 class Receiver:

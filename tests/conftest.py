@@ -12,9 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -44,11 +45,24 @@ class ServerProc:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> "ServerProc":
+    def start(self, timeout: float = 30.0) -> ServerProc:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "imagegate.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args]
-        self._fh = open(self.log, "ab")
+        cmd = [
+            sys.executable,
+            "-m",
+            "imagegate.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            *self.args,
+        ]
+        self._fh = open(self.log, "ab")  # noqa: SIM115  (the server's log, open for the life of its process)
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._fh, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,8 +94,17 @@ class ServerProc:
 
     def create_key(self, credits: float | None = None, name: str | None = None) -> str:
         """Through the CLI, against the same data dir, while the server runs."""
-        cmd = [sys.executable, "-m", "imagegate.cli", "keys", "create", "--data-dir", str(self.data_dir),
-               "--name", name or f"k-{secrets.token_hex(3)}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "imagegate.cli",
+            "keys",
+            "create",
+            "--data-dir",
+            str(self.data_dir),
+            "--name",
+            name or f"k-{secrets.token_hex(3)}",
+        ]
         if credits is not None:
             cmd += ["--credits", str(credits)]
         out = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=True)
@@ -151,7 +174,9 @@ def server_env(image_host: ImageHost, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, image_host: ImageHost) -> Iterator[ServerProc]:
-    srv = ServerProc(tmp_path_factory.mktemp("gw"), env=server_env(image_host), args=["--config", str(TEST_CATALOG)]).start()
+    srv = ServerProc(
+        tmp_path_factory.mktemp("gw"), env=server_env(image_host), args=["--config", str(TEST_CATALOG)]
+    ).start()
     yield srv
     srv.stop()
 

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_quick_cold_start_renders_a_number(tmp_path: Path) -> None:
     env = {**os.environ, "IMAGEGATE_BENCH_RESULTS": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--only", "cold_start"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "cold_start"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     table = (tmp_path / "latest.md").read_text()
     m = re.search(r"Cold start: .* median (\d+\.\d+) s of 2", table)

@@ -9,14 +9,30 @@ from PIL import Image
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "imagegate.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "imagegate.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_generate_saves_images(server, api_key, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "fox.webp"
-    r = cli("generate", "a red fox", "--model", "test/test", "--size", "300x200", "--n", "2", "-o", str(out),
-            "--url", server.url, "--key", api_key, env=server.env)
+    r = cli(
+        "generate",
+        "a red fox",
+        "--model",
+        "test/test",
+        "--size",
+        "300x200",
+        "--n",
+        "2",
+        "-o",
+        str(out),
+        "--url",
+        server.url,
+        "--key",
+        api_key,
+        env=server.env,
+    )
     assert r.returncode == 0, r.stderr
     for i in (1, 2):
         img = Image.open(tmp_path / f"fox-{i}.webp")
@@ -25,8 +41,21 @@ def test_generate_saves_images(server, api_key, tmp_path) -> None:  # type: igno
 
 
 def test_generate_reports_errors(server, api_key, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    r = cli("generate", "x", "--model", "test/test", "--size", "nonsense", "-o", str(tmp_path / "x.png"),
-            "--url", server.url, "--key", api_key, env=server.env)
+    r = cli(
+        "generate",
+        "x",
+        "--model",
+        "test/test",
+        "--size",
+        "nonsense",
+        "-o",
+        str(tmp_path / "x.png"),
+        "--url",
+        server.url,
+        "--key",
+        api_key,
+        env=server.env,
+    )
     assert r.returncode == 1 and "size" in r.stderr
     r = cli("generate", "x", "--url", server.url, "--key", "", env={**server.env, "IMAGEGATE_API_KEY": ""})
     assert r.returncode == 2

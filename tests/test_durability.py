@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -42,8 +42,11 @@ def db_counts(path: str) -> dict[str, int]:
         return {**dict(rows), "handles": handles.fetchone()[0]}
 
 
-def test_sigkill_mid_work_loses_nothing_and_pays_once(tmp_path, upstream: FakeUpstream,  # type: ignore[no-untyped-def]
-                                                     receiver: Receiver) -> None:
+def test_sigkill_mid_work_loses_nothing_and_pays_once(
+    tmp_path,
+    upstream: FakeUpstream,  # type: ignore[no-untyped-def]
+    receiver: Receiver,
+) -> None:
     # jobs never finish before the kill (however slow this machine is), so some tasks are surely
     # running and some queued when it lands; after the restart they finish in a few polls
     upstream.config(polls_to_finish=100_000)
@@ -52,9 +55,15 @@ def test_sigkill_mid_work_loses_nothing_and_pays_once(tmp_path, upstream: FakeUp
         api = Api(srv, make_key(srv))
         ids = []
         for i in range(N_TASKS):
-            r = api.post("/v1/images/generations?async=true", {
-                "model": "test/slow", "prompt": f"durable {i}", "size": "128x128",
-                "callback_url": receiver.url + "/ok"})
+            r = api.post(
+                "/v1/images/generations?async=true",
+                {
+                    "model": "test/slow",
+                    "prompt": f"durable {i}",
+                    "size": "128x128",
+                    "callback_url": receiver.url + "/ok",
+                },
+            )
             assert r.status_code == 202, r.text
             ids.append(r.json()["id"])
         wait_until(lambda: upstream.calls("submit") >= 5, what="the first submissions")
@@ -72,6 +81,7 @@ def test_sigkill_mid_work_loses_nothing_and_pays_once(tmp_path, upstream: FakeUp
         def all_done() -> bool:
             page = api.get("/v1/tasks", params={"limit": 100}).json()["data"]
             return len(page) == N_TASKS and all(t["status"] in ("succeeded", "failed") for t in page) and page
+
         final = wait_until(all_done, 60, "all tasks to finish after the restart")
         assert sorted(t["id"] for t in final) == sorted(ids)
         assert all(t["status"] == "succeeded" for t in final), [t.get("error") for t in final]

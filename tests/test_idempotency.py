@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import secrets
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import httpx
 import pytest
@@ -225,9 +225,15 @@ def test_omni_replay_returns_the_same_task(api: Api, upstream: FakeUpstream) -> 
 
 def test_omni_replay_lists_the_same_upload_slots(api: Api) -> None:
     h = idem()
-    body = {"model_group": "test/test", "task_type": "inpaint", "input": {"prompt": "fill it"},
-            "files_to_upload": [{"field": "source_image", "filename": "in.png", "content_type": "image/png"},
-                                {"field": "mask", "filename": "mask.png", "content_type": "image/png"}]}
+    body = {
+        "model_group": "test/test",
+        "task_type": "inpaint",
+        "input": {"prompt": "fill it"},
+        "files_to_upload": [
+            {"field": "source_image", "filename": "in.png", "content_type": "image/png"},
+            {"field": "mask", "filename": "mask.png", "content_type": "image/png"},
+        ],
+    }
     first = api.post(OMNI, body, headers=h)
     assert first.status_code == 200, first.text
     slots = first.json()["uploads"]
@@ -237,7 +243,7 @@ def test_omni_replay_lists_the_same_upload_slots(api: Api) -> None:
     assert again.json()["portal_task_id"] == first.json()["portal_task_id"]
     assert again.json()["status"] == "awaiting_upload" and again.json()["uploads"] == slots
     # the replayed URLs are the working ones: the task starts once both are PUT
-    for s, data in zip(again.json()["uploads"], (png("red"), png("white"))):
+    for s, data in zip(again.json()["uploads"], (png("red"), png("white")), strict=True):
         assert httpx.put(s["upload_url"], content=data, headers={"content-type": "image/png"}).status_code == 200
     done = api.wait_status(first.json()["portal_task_id"], "succeeded", "failed")
     assert done["status"] == "succeeded", done
@@ -285,8 +291,11 @@ class GatedImage:
 
 def test_omni_duplicate_while_creating_is_409(api: Api) -> None:
     gate, h, results = GatedImage(), idem(), []
-    body = {"model_group": "test/test", "task_type": "single_image_edit",
-            "input": {"prompt": "paint it", "source_image": gate.url}}
+    body = {
+        "model_group": "test/test",
+        "task_type": "single_image_edit",
+        "input": {"prompt": "paint it", "source_image": gate.url},
+    }
     try:
         first = threading.Thread(target=lambda: results.append(api.post(OMNI, body, headers=h)))
         first.start()

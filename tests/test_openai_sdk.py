@@ -15,8 +15,9 @@ from tests.conftest import decode
 
 
 def test_generate_b64_n3(openai_client: openai.OpenAI) -> None:
-    resp = openai_client.images.generate(model="test/test", prompt="three foxes", n=3, size="512x384",
-                                         response_format="b64_json")
+    resp = openai_client.images.generate(
+        model="test/test", prompt="three foxes", n=3, size="512x384", response_format="b64_json"
+    )
     assert len(resp.data) == 3
     imgs = [decode(base64.b64decode(d.b64_json)) for d in resp.data]
     assert all(i.size == (512, 384) and i.format == "PNG" for i in imgs)
@@ -41,15 +42,27 @@ def test_generate_url_is_signed_and_downloadable(openai_client: openai.OpenAI) -
 
 @pytest.mark.parametrize("fmt,pil", [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")])
 def test_each_output_format(openai_client: openai.OpenAI, fmt: str, pil: str) -> None:
-    resp = openai_client.images.generate(model="test/test", prompt="formats", size="320x200",
-                                         response_format="b64_json", output_format=fmt, output_compression=70)
+    resp = openai_client.images.generate(
+        model="test/test",
+        prompt="formats",
+        size="320x200",
+        response_format="b64_json",
+        output_format=fmt,
+        output_compression=70,
+    )
     img = decode(base64.b64decode(resp.data[0].b64_json))
     assert img.format == pil and img.size == (320, 200)
 
 
 def test_transparent_background_png(openai_client: openai.OpenAI) -> None:
-    resp = openai_client.images.generate(model="test/test", prompt="sticker", size="256x256", background="transparent",
-                                         output_format="png", response_format="b64_json")
+    resp = openai_client.images.generate(
+        model="test/test",
+        prompt="sticker",
+        size="256x256",
+        background="transparent",
+        output_format="png",
+        response_format="b64_json",
+    )
     img = decode(base64.b64decode(resp.data[0].b64_json))
     assert img.mode == "RGBA" and img.getpixel((0, 0))[3] == 0 and img.getpixel((128, 128))[3] == 255
 
@@ -67,9 +80,13 @@ def test_edit_two_files_and_mask(openai_client: openai.OpenAI) -> None:
     mbuf = io.BytesIO()
     mask.save(mbuf, "PNG")
     resp = openai_client.images.edit(
-        model="test/test", prompt="paint the sky",
+        model="test/test",
+        prompt="paint the sky",
         image=[("red.png", red, "image/png"), ("blue.png", blue, "image/png")],
-        mask=("mask.png", mbuf.getvalue(), "image/png"), size="256x256", response_format="b64_json")
+        mask=("mask.png", mbuf.getvalue(), "image/png"),
+        size="256x256",
+        response_format="b64_json",
+    )
     out = decode(base64.b64decode(resp.data[0].b64_json)).convert("RGB")
     assert out.size == (256, 256)
     # bottom half is protected by the mask: the two inputs side by side, untouched
@@ -102,11 +119,21 @@ def test_revoked_key_is_401(server) -> None:  # type: ignore[no-untyped-def]
     import sys
 
     key = server.create_key(name="to-revoke")
-    ok = httpx.post(server.url + "/v1/images/generations", headers={"authorization": f"Bearer {key}"},
-                    json={"model": "test/test", "prompt": "x", "size": "64x64"})
+    ok = httpx.post(
+        server.url + "/v1/images/generations",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "test/test", "prompt": "x", "size": "64x64"},
+    )
     assert ok.status_code == 200
-    subprocess.run([sys.executable, "-m", "imagegate.cli", "keys", "revoke", "to-revoke", "--data-dir",
-                    str(server.data_dir)], check=True, capture_output=True, env=server.env)
-    again = httpx.post(server.url + "/v1/images/generations", headers={"authorization": f"Bearer {key}"},
-                       json={"model": "test/test", "prompt": "x", "size": "64x64"})
+    subprocess.run(
+        [sys.executable, "-m", "imagegate.cli", "keys", "revoke", "to-revoke", "--data-dir", str(server.data_dir)],
+        check=True,
+        capture_output=True,
+        env=server.env,
+    )
+    again = httpx.post(
+        server.url + "/v1/images/generations",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "test/test", "prompt": "x", "size": "64x64"},
+    )
     assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_api_key"

@@ -50,11 +50,18 @@ class Fakes:
 
 
 def model_with(*deps: dict[str, Any]) -> Any:
-    spec = ModelSpec.model_validate({
-        "id": "m", "capabilities": ["generate"], "sizes": ["1024x1024"], "max_n": 4, "price": {"per_image": 0.01},
-        "deployments": [{"provider": "openai", "model": "gpt-image-1", "credentials": {"api_key": "K"}, **d}
-                        for d in deps],
-    })
+    spec = ModelSpec.model_validate(
+        {
+            "id": "m",
+            "capabilities": ["generate"],
+            "sizes": ["1024x1024"],
+            "max_n": 4,
+            "price": {"per_image": 0.01},
+            "deployments": [
+                {"provider": "openai", "model": "gpt-image-1", "credentials": {"api_key": "K"}, **d} for d in deps
+            ],
+        }
+    )
     return Catalog([spec], env={"K": "sandbox-key"}).get("m")
 
 
@@ -68,8 +75,12 @@ async def noop(*_: Any) -> None:
 
 def fail_with(status: int, body: dict | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
     def script(_: Request) -> Response:
-        return JSONResponse(body or {"error": {"message": f"scripted {status}", "type": "server_error", "param": None,
-                                               "code": None}}, status, headers=headers)
+        return JSONResponse(
+            body or {"error": {"message": f"scripted {status}", "type": "server_error", "param": None, "code": None}},
+            status,
+            headers=headers,
+        )
+
     return script
 
 
@@ -116,14 +127,31 @@ async def test_timeout_and_slow_upstream_fall_back(fakes: Fakes) -> None:
     assert out.attempts[0]["error"] == ErrorCode.upstream_timeout.value
 
 
-@pytest.mark.parametrize("status,body,code", [
-    (400, {"error": {"message": "bad size", "type": "invalid_request_error", "param": "size", "code": None}},
-     ErrorCode.upstream_bad_request),
-    (400, {"error": {"message": "safety", "type": "image_generation_user_error", "param": None,
-                     "code": "moderation_blocked"}}, ErrorCode.content_policy_violation),
-])
-async def test_no_retry_no_fallback_on_caller_mistake_or_moderation(fakes: Fakes, status: int, body: dict,
-                                                                     code: ErrorCode) -> None:
+@pytest.mark.parametrize(
+    "status,body,code",
+    [
+        (
+            400,
+            {"error": {"message": "bad size", "type": "invalid_request_error", "param": "size", "code": None}},
+            ErrorCode.upstream_bad_request,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "message": "safety",
+                    "type": "image_generation_user_error",
+                    "param": None,
+                    "code": "moderation_blocked",
+                }
+            },
+            ErrorCode.content_policy_violation,
+        ),
+    ],
+)
+async def test_no_retry_no_fallback_on_caller_mistake_or_moderation(
+    fakes: Fakes, status: int, body: dict, code: ErrorCode
+) -> None:
     router = Router(fakes, retries=3, backoff=0.0)
     model = model_with({"id": "a"}, {"id": "b"})
     for d in model.deployments:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,13 +22,27 @@ PROMPT = "将图1的服装换为图2的服装,整体自然协调,时尚杂志风
 IMAGES = ["https://example.com/image1.png", "https://example.com/image2.png"]
 
 #: two deployments of one model in different regions, on different sandbox providers
-REGION_CATALOG = {"models": [{
-    "id": "region/test", "capabilities": ["generate"], "sizes": ["1024x1024"], "default_size": "1024x1024",
-    "price": {"per_image": 0}, "deployments": [
-        {"id": "builtin-oversea", "provider": "builtin", "model": "test", "region": "Oversea"},
-        {"id": "openai-mainland", "provider": "openai", "model": "gpt-image-1",
-         "credentials": {"api_key": "OPENAI_API_KEY"}, "region": "Mainland"},
-    ]}]}
+REGION_CATALOG = {
+    "models": [
+        {
+            "id": "region/test",
+            "capabilities": ["generate"],
+            "sizes": ["1024x1024"],
+            "default_size": "1024x1024",
+            "price": {"per_image": 0},
+            "deployments": [
+                {"id": "builtin-oversea", "provider": "builtin", "model": "test", "region": "Oversea"},
+                {
+                    "id": "openai-mainland",
+                    "provider": "openai",
+                    "model": "gpt-image-1",
+                    "credentials": {"api_key": "OPENAI_API_KEY"},
+                    "region": "Mainland",
+                },
+            ],
+        }
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +69,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def post(srv: ServerProc, key: str, body: dict[str, Any], query: str = "") -> httpx.Response:
-    return httpx.post(f"{srv.url}/v1/images/generations{query}", json=body, timeout=120,
-                      headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    return httpx.post(
+        f"{srv.url}/v1/images/generations{query}",
+        json=body,
+        timeout=120,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
 
 
 def images_of(body: dict[str, Any]) -> list[Image.Image]:
@@ -81,22 +100,31 @@ def stored_task(srv: ServerProc, task_id: str) -> dict[str, Any]:
     """The task row as the gateway stored it (the real SQLite file of the running server)."""
     con = sqlite3.connect(Path(srv.data_dir) / "imagegate.db")
     try:
-        row = con.execute("SELECT request, result, deployment_id, provider FROM tasks WHERE id = ?",
-                          (task_id,)).fetchone()
+        row = con.execute(
+            "SELECT request, result, deployment_id, provider FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
     finally:
         con.close()
     assert row is not None, task_id
-    return {"request": json.loads(row[0]), "result": json.loads(row[1] or "null"), "deployment_id": row[2],
-            "provider": row[3]}
+    return {
+        "request": json.loads(row[0]),
+        "result": json.loads(row[1] or "null"),
+        "deployment_id": row[2],
+        "provider": row[3],
+    }
 
 
 def test_text_to_image_4k_16_9(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "Nano-Banana2",
-        "resolution": "4K",
-        "prompt": "一个女孩在海边回头微笑,电影感光影,高清细节",
-        "aspect_ratio": "16:9",
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Nano-Banana2",
+            "resolution": "4K",
+            "prompt": "一个女孩在海边回头微笑,电影感光影,高清细节",
+            "aspect_ratio": "16:9",
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == "Nano-Banana2" and body["provider"] == "google"
@@ -108,13 +136,17 @@ def test_text_to_image_4k_16_9(sandbox: ServerProc, key: str) -> None:
 
 def test_image_to_image_fetches_every_reference(sandbox: ServerProc, key: str, image_host: ImageHost) -> None:
     before = len(image_host.hits)
-    r = post(sandbox, key, {
-        "model": "Nano-Banana2",
-        "resolution": "4K",
-        "prompt": PROMPT,
-        "images": IMAGES,
-        "aspect_ratio": "16:9",
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Nano-Banana2",
+            "resolution": "4K",
+            "prompt": PROMPT,
+            "images": IMAGES,
+            "aspect_ratio": "16:9",
+        },
+    )
     assert r.status_code == 200, r.text
     assert sorted(image_host.hits[before:]) == ["/image1.png", "/image2.png"]
     task = stored_task(sandbox, r.headers["x-imagegate-task-id"])
@@ -124,14 +156,18 @@ def test_image_to_image_fetches_every_reference(sandbox: ServerProc, key: str, i
 
 
 def test_gpt_image_2_quality_low(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "GPT-image-2",
-        "quality": "low",
-        "resolution": "4K",
-        "prompt": PROMPT,
-        "images": IMAGES,
-        "aspect_ratio": "16:9",
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "GPT-image-2",
+            "quality": "low",
+            "resolution": "4K",
+            "prompt": PROMPT,
+            "images": IMAGES,
+            "aspect_ratio": "16:9",
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["quality"] == "low" and body["provider"] == "openai"
@@ -149,13 +185,18 @@ def poll(srv: ServerProc, key: str, task_id: str) -> dict[str, Any]:
 
 
 def test_async_create_then_poll(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "Nano-Banana2",
-        "resolution": "4K",
-        "prompt": PROMPT,
-        "images": IMAGES,
-        "aspect_ratio": "16:9",
-    }, "?async=true")
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Nano-Banana2",
+            "resolution": "4K",
+            "prompt": PROMPT,
+            "images": IMAGES,
+            "aspect_ratio": "16:9",
+        },
+        "?async=true",
+    )
     assert r.status_code == 202, r.text
     created = r.json()
     assert created["id"] == created["task_id"] and created["status"] in ("queued", "running")
@@ -167,8 +208,12 @@ def test_async_create_then_poll(sandbox: ServerProc, key: str) -> None:
 
 
 def test_async_failure_carries_error(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {"model": "Nano-Banana2", "resolution": "4K", "aspect_ratio": "16:9",
-                            "prompt": "一只小猫 [sandbox:moderated]"}, "?async=true")
+    r = post(
+        sandbox,
+        key,
+        {"model": "Nano-Banana2", "resolution": "4K", "aspect_ratio": "16:9", "prompt": "一只小猫 [sandbox:moderated]"},
+        "?async=true",
+    )
     assert r.status_code == 202, r.text
     done = poll(sandbox, key, r.json()["task_id"])
     assert done["status"] == "failed" and not done.get("data")
@@ -176,28 +221,36 @@ def test_async_failure_carries_error(sandbox: ServerProc, key: str) -> None:
 
 
 def test_input_region_accepted_and_recorded(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "Nano-Banana2",
-        "resolution": "4K",
-        "prompt": PROMPT,
-        "images": IMAGES,
-        "aspect_ratio": "16:9",
-        "input_region": "Mainland",
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Nano-Banana2",
+            "resolution": "4K",
+            "prompt": PROMPT,
+            "images": IMAGES,
+            "aspect_ratio": "16:9",
+            "input_region": "Mainland",
+        },
+    )
     assert r.status_code == 200, r.text
     assert stored_task(sandbox, r.headers["x-imagegate-task-id"])["request"]["input_region"] == "Mainland"
     bad = post(sandbox, key, {"model": "Nano-Banana2", "prompt": "x", "input_region": "Mars"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "input_region"
 
 
-@pytest.mark.parametrize("region,provider,deployment", [
-    (None, "builtin", "builtin-oversea"),  # catalog order
-    ("Mainland", "openai", "openai-mainland"),
-    ("Oversea", "builtin", "builtin-oversea"),
-    ("OverseaUSWest", "builtin", "builtin-oversea"),  # no deployment there: any ready one serves
-])
-def test_input_region_prefers_a_deployment_in_that_region(sandbox: ServerProc, key: str, region: str | None,
-                                                          provider: str, deployment: str) -> None:
+@pytest.mark.parametrize(
+    "region,provider,deployment",
+    [
+        (None, "builtin", "builtin-oversea"),  # catalog order
+        ("Mainland", "openai", "openai-mainland"),
+        ("Oversea", "builtin", "builtin-oversea"),
+        ("OverseaUSWest", "builtin", "builtin-oversea"),  # no deployment there: any ready one serves
+    ],
+)
+def test_input_region_prefers_a_deployment_in_that_region(
+    sandbox: ServerProc, key: str, region: str | None, provider: str, deployment: str
+) -> None:
     body: dict[str, Any] = {"model": "region/test", "prompt": "一只小猫坐在窗边"}
     if region:
         body["input_region"] = region
@@ -208,23 +261,25 @@ def test_input_region_prefers_a_deployment_in_that_region(sandbox: ServerProc, k
     assert task["result"]["deployment"] == deployment and task["deployment_id"] == deployment
 
 
-@pytest.mark.parametrize("region,deployment", [("Mainland", "kling-v3-omni-cn"),
-                                               ("Oversea", "kling-v3-omni-global")])
-def test_input_region_routes_a_real_catalog_model(sandbox: ServerProc, key: str, region: str,
-                                                  deployment: str) -> None:
+@pytest.mark.parametrize("region,deployment", [("Mainland", "kling-v3-omni-cn"), ("Oversea", "kling-v3-omni-global")])
+def test_input_region_routes_a_real_catalog_model(sandbox: ServerProc, key: str, region: str, deployment: str) -> None:
     r = post(sandbox, key, {"model": "Kling:3.0-omni", "prompt": "一只小猫坐在窗边", "input_region": region})
     assert r.status_code == 200, r.text
     assert stored_task(sandbox, r.headers["x-imagegate-task-id"])["result"]["deployment"] == deployment
 
 
 def test_kling_generates_three(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "Kling:3.0-omni",
-        "resolution": "4K",
-        "prompt": "一只小猫坐在窗边",
-        "aspect_ratio": "16:9",
-        "n": 3,
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Kling:3.0-omni",
+            "resolution": "4K",
+            "prompt": "一只小猫坐在窗边",
+            "aspect_ratio": "16:9",
+            "n": 3,
+        },
+    )
     assert r.status_code == 200, r.text
     imgs = images_of(r.json())
     assert len(imgs) == 3 and len({i.size for i in imgs}) == 1
@@ -232,44 +287,64 @@ def test_kling_generates_three(sandbox: ServerProc, key: str) -> None:
 
 
 def test_seedream_generates_three(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "Seedream:4.5",
-        "resolution": "4K",
-        "prompt": "一只小猫坐在窗边",
-        "n": 3,
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Seedream:4.5",
+            "resolution": "4K",
+            "prompt": "一只小猫坐在窗边",
+            "n": 3,
+        },
+    )
     assert r.status_code == 200, r.text
     imgs = images_of(r.json())
     assert len(imgs) == 3 and all(i.width >= 3840 for i in imgs)
 
 
 def test_gpt_image_2_generates_three(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "GPT-image-2",
-        "quality": "low",
-        "resolution": "4K",
-        "prompt": PROMPT,
-        "images": IMAGES,
-        "aspect_ratio": "16:9",
-        "n": 3,
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "GPT-image-2",
+            "quality": "low",
+            "resolution": "4K",
+            "prompt": PROMPT,
+            "images": IMAGES,
+            "aspect_ratio": "16:9",
+            "n": 3,
+        },
+    )
     assert r.status_code == 200, r.text
     assert [i.size for i in images_of(r.json())] == [(3840, 2160)] * 3
 
 
 def test_hunyuan_panorama_is_2_to_1(sandbox: ServerProc, key: str) -> None:
-    r = post(sandbox, key, {
-        "model": "Hunyuan-3d-2.0",
-        "prompt": "一个雪山湖泊的360度全景图,真实摄影风格",
-    })
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Hunyuan-3d-2.0",
+            "prompt": "一个雪山湖泊的360度全景图,真实摄影风格",
+        },
+    )
     assert r.status_code == 200, r.text
     [img] = images_of(r.json())
     assert img.width == 2 * img.height
 
 
 def test_async_callback_is_signed_task_view(sandbox: ServerProc, key: str, receiver: Receiver) -> None:
-    r = post(sandbox, key, {"model": "Hunyuan-3d-2.0", "prompt": "一个雪山湖泊的360度全景图,真实摄影风格",
-                            "callback_url": receiver.url + "/fail2"}, "?async=true")
+    r = post(
+        sandbox,
+        key,
+        {
+            "model": "Hunyuan-3d-2.0",
+            "prompt": "一个雪山湖泊的360度全景图,真实摄影风格",
+            "callback_url": receiver.url + "/fail2",
+        },
+        "?async=true",
+    )
     assert r.status_code == 202, r.text
     task_id = r.json()["task_id"]
     hits = wait_until(lambda: [h for h in receiver.for_task(task_id) if h["code"] < 300], 30, "the callback")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +26,15 @@ UPLOAD_TTL = 2  # seconds an awaiting task waits for its files (short, for the e
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory, image_host: ImageHost) -> Iterator[ServerProc]:
     # one worker and a small per-image delay: tasks created back to back really wait in the queue
-    env = server_env(image_host, IMAGEGATE_SANDBOX_DELAY_MS="150", IMAGEGATE_AWAITING_UPLOAD_TTL=str(UPLOAD_TTL),
-                     IMAGEGATE_WEBHOOK_BACKOFF_SCALE="0.02")
-    srv = ServerProc(tmp_path_factory.mktemp("seed003"), env=env, args=["--sandbox", "--workers", "1"]).start()
+    env = server_env(
+        image_host,
+        IMAGEGATE_SANDBOX_DELAY_MS="150",
+        IMAGEGATE_AWAITING_UPLOAD_TTL=str(UPLOAD_TTL),
+        IMAGEGATE_WEBHOOK_BACKOFF_SCALE="0.02",
+    )
+    slow = Path(__file__).parent / "data" / "slow-test-model.yaml"  # test/test takes 150 ms per image too
+    args = ["--sandbox", "--workers", "1", "--config", str(slow)]
+    srv = ServerProc(tmp_path_factory.mktemp("seed003"), env=env, args=args).start()
     yield srv
     srv.stop()
 
@@ -38,8 +45,12 @@ def key(sandbox: ServerProc) -> str:
 
 
 def create(srv: ServerProc, key: str, body: Any) -> httpx.Response:
-    return httpx.post(srv.url + "/api/omni/tasks/create", json=body, timeout=60,
-                      headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    return httpx.post(
+        srv.url + "/api/omni/tasks/create",
+        json=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
 
 
 def status(srv: ServerProc, key: str, task_id: str) -> dict[str, Any]:
@@ -49,8 +60,9 @@ def status(srv: ServerProc, key: str, task_id: str) -> dict[str, Any]:
 
 
 def finished(srv: ServerProc, key: str, task_id: str) -> dict[str, Any]:
-    return wait_until(lambda: (t := status(srv, key, task_id))["status"] in ("succeeded", "failed") and t,
-                      60, f"task {task_id}")
+    return wait_until(
+        lambda: (t := status(srv, key, task_id))["status"] in ("succeeded", "failed") and t, 60, f"task {task_id}"
+    )
 
 
 def outputs(task: dict[str, Any]) -> list[Image.Image]:
@@ -70,6 +82,7 @@ def png(w: int = 640, h: int = 480, name: str = "input") -> bytes:
 
 
 # -- 2. list models ----------------------------------------------------------------------------
+
 
 def test_models_is_public_with_groups_task_types_and_schemas(sandbox: ServerProc) -> None:
     r = httpx.get(sandbox.url + "/api/omni/models")  # no key, as in the quickstart
@@ -103,11 +116,16 @@ def test_only_ready_groups_unless_all() -> None:
     ready = {g["model_group"]: g for g in groups.describe(include_all=False)}
     assert set(ready) == {"omni-image-aio", "test/test"}
     assert {t["task_type"]: t["model"] for t in ready["omni-image-aio"]["task_types"]} == {
-        "text_to_image": "test/test", "single_image_edit": "test/test", "multi_image_edit": "test/test",
-        "inpaint": "test/test"}
+        "text_to_image": "test/test",
+        "single_image_edit": "test/test",
+        "multi_image_edit": "test/test",
+        "inpaint": "test/test",
+    }
     everything = {g["model_group"]: g for g in groups.describe(include_all=True)}
-    assert everything["GPT-image-2"]["status"] == "not_ready" and "OPENAI_API_KEY" in \
-        everything["GPT-image-2"]["not_ready_reason"]
+    assert (
+        everything["GPT-image-2"]["status"] == "not_ready"
+        and "OPENAI_API_KEY" in everything["GPT-image-2"]["not_ready_reason"]
+    )
 
 
 def test_models_all_query(sandbox: ServerProc) -> None:
@@ -119,12 +137,17 @@ def test_models_all_query(sandbox: ServerProc) -> None:
 
 # -- 3. text task ------------------------------------------------------------------------------
 
+
 def test_text_task(sandbox: ServerProc, key: str) -> None:
-    r = create(sandbox, key, {
-        "model_group": "omni-image-aio",
-        "task_type": "text_to_image",
-        "input": {"prompt": "a clean studio product photo"},
-    })
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "omni-image-aio",
+            "task_type": "text_to_image",
+            "input": {"prompt": "a clean studio product photo"},
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["portal_task_id"] and body["status"] in ("queued", "running", "succeeded")
@@ -148,15 +171,18 @@ def test_queue_position_while_queued(sandbox: ServerProc, key: str) -> None:
 
 # -- 4. file task ------------------------------------------------------------------------------
 
+
 def test_file_task_waits_for_its_upload(sandbox: ServerProc, key: str) -> None:
-    r = create(sandbox, key, {
-        "model_group": "omni-image-aio",
-        "task_type": "single_image_edit",
-        "input": {"prompt": "make the product photo cleaner"},
-        "files_to_upload": [
-            {"field": "source_image", "filename": "input.png", "content_type": "image/png"}
-        ],
-    })
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "omni-image-aio",
+            "task_type": "single_image_edit",
+            "input": {"prompt": "make the product photo cleaner"},
+            "files_to_upload": [{"field": "source_image", "filename": "input.png", "content_type": "image/png"}],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "awaiting_upload" and "queue_position" not in body
@@ -172,10 +198,19 @@ def test_file_task_waits_for_its_upload(sandbox: ServerProc, key: str) -> None:
 
 
 def test_inpaint_with_uploaded_image_and_mask(sandbox: ServerProc, key: str) -> None:
-    r = create(sandbox, key, {
-        "model_group": "test/test", "task_type": "inpaint", "input": {"prompt": "a red box", "output_format": "webp"},
-        "files_to_upload": [{"field": "source_image", "filename": "in.png", "content_type": "image/png"},
-                            {"field": "mask", "filename": "mask.png", "content_type": "image/png"}]})
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "test/test",
+            "task_type": "inpaint",
+            "input": {"prompt": "a red box", "output_format": "webp"},
+            "files_to_upload": [
+                {"field": "source_image", "filename": "in.png", "content_type": "image/png"},
+                {"field": "mask", "filename": "mask.png", "content_type": "image/png"},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     slots = {s["field"]: s["upload_url"] for s in body["uploads"]}
@@ -190,18 +225,29 @@ def credits_of_task_key(srv: ServerProc, task_id: str) -> tuple[int, int]:
     """(the task's reserved micros, its key's credits now), straight from the server's SQLite."""
     con = sqlite3.connect(Path(srv.data_dir) / "imagegate.db")
     try:
-        return con.execute("SELECT t.reserved_micros, k.credits_micros FROM tasks t JOIN api_keys k "
-                           "ON k.id = t.key_id WHERE t.id = ?", (task_id,)).fetchone()
+        return con.execute(
+            "SELECT t.reserved_micros, k.credits_micros FROM tasks t JOIN api_keys k ON k.id = t.key_id WHERE t.id = ?",
+            (task_id,),
+        ).fetchone()
     finally:
         con.close()
 
 
 def test_uploaded_mask_of_another_size_fails_the_task(sandbox: ServerProc) -> None:
     key = sandbox.create_key(credits=5)
-    r = create(sandbox, key, {
-        "model_group": "omni-image-aio", "task_type": "inpaint", "input": {"prompt": "a red box"},
-        "files_to_upload": [{"field": "source_image", "filename": "in.png", "content_type": "image/png"},
-                            {"field": "mask", "filename": "mask.png", "content_type": "image/png"}]})
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "omni-image-aio",
+            "task_type": "inpaint",
+            "input": {"prompt": "a red box"},
+            "files_to_upload": [
+                {"field": "source_image", "filename": "in.png", "content_type": "image/png"},
+                {"field": "mask", "filename": "mask.png", "content_type": "image/png"},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     task_id = body["portal_task_id"]
@@ -218,19 +264,34 @@ def test_uploaded_mask_of_another_size_fails_the_task(sandbox: ServerProc) -> No
 
 
 def test_inline_mask_of_another_size_is_400(sandbox: ServerProc, key: str) -> None:
-    r = create(sandbox, key, {
-        "model_group": "omni-image-aio", "task_type": "inpaint",
-        "input": {"prompt": "a red box", "source_image": "https://example.com/in.png?w=512&h=512",
-                  "mask": "https://example.com/mask.png?w=256&h=256"}})
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "omni-image-aio",
+            "task_type": "inpaint",
+            "input": {
+                "prompt": "a red box",
+                "source_image": "https://example.com/in.png?w=512&h=512",
+                "mask": "https://example.com/mask.png?w=256&h=256",
+            },
+        },
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "input.mask"
 
 
 def test_multi_image_edit_mixes_inline_and_uploaded(sandbox: ServerProc, key: str) -> None:
-    r = create(sandbox, key, {
-        "model_group": "omni-image-aio", "task_type": "multi_image_edit",
-        "input": {"prompt": "combine", "images": ["https://example.com/first.png"]},
-        "files_to_upload": [{"field": "images", "filename": "b.jpg", "content_type": "image/jpeg"}]})
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "omni-image-aio",
+            "task_type": "multi_image_edit",
+            "input": {"prompt": "combine", "images": ["https://example.com/first.png"]},
+            "files_to_upload": [{"field": "images", "filename": "b.jpg", "content_type": "image/jpeg"}],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == "GPT-image-2" and len(body["uploads"]) == 1
@@ -240,12 +301,22 @@ def test_multi_image_edit_mixes_inline_and_uploaded(sandbox: ServerProc, key: st
 
 
 def test_uploads_never_completed_expire_the_task(sandbox: ServerProc, key: str) -> None:
-    r = create(sandbox, key, {
-        "model_group": "omni-image-aio", "task_type": "single_image_edit", "input": {"prompt": "late"},
-        "files_to_upload": [{"field": "source_image", "filename": "input.png", "content_type": "image/png"}]})
+    r = create(
+        sandbox,
+        key,
+        {
+            "model_group": "omni-image-aio",
+            "task_type": "single_image_edit",
+            "input": {"prompt": "late"},
+            "files_to_upload": [{"field": "source_image", "filename": "input.png", "content_type": "image/png"}],
+        },
+    )
     body = r.json()
-    task = wait_until(lambda: (t := status(sandbox, key, body["portal_task_id"]))["status"] != "awaiting_upload"
-                      and t, UPLOAD_TTL + 30, "the upload deadline")
+    task = wait_until(
+        lambda: (t := status(sandbox, key, body["portal_task_id"]))["status"] != "awaiting_upload" and t,
+        UPLOAD_TTL + 30,
+        "the upload deadline",
+    )
     assert task["status"] == "failed" and task["error"]["code"] == "upload_expired"
     late = httpx.put(body["uploads"][0]["upload_url"], content=png(), headers={"Content-Type": "image/png"})
     assert late.status_code == 403
@@ -253,17 +324,27 @@ def test_uploads_never_completed_expire_the_task(sandbox: ServerProc, key: str) 
 
 # -- 5. poll: panorama and the callback --------------------------------------------------------
 
+
 def test_panorama_task_with_callback(sandbox: ServerProc, key: str) -> None:
     recv = Receiver()
     try:
-        r = create(sandbox, key, {"model_group": "omni-image-aio", "task_type": "panorama",
-                                  "input": {"prompt": "a snowy lake, 360 degrees"}, "callback_url": recv.url + "/ok"})
+        r = create(
+            sandbox,
+            key,
+            {
+                "model_group": "omni-image-aio",
+                "task_type": "panorama",
+                "input": {"prompt": "a snowy lake, 360 degrees"},
+                "callback_url": recv.url + "/ok",
+            },
+        )
         assert r.status_code == 200, r.text
         task_id = r.json()["portal_task_id"]
         [img] = outputs(finished(sandbox, key, task_id))
         assert img.width == 2 * img.height
-        hit = wait_until(lambda: [h for h in recv.hits if json.loads(h["body"])["portal_task_id"] == task_id],
-                         30, "the callback")[0]
+        hit = wait_until(
+            lambda: [h for h in recv.hits if json.loads(h["body"])["portal_task_id"] == task_id], 30, "the callback"
+        )[0]
     finally:
         recv.close()
     secret = httpx.get(sandbox.url + "/v1/webhooks/secret", headers={"Authorization": f"Bearer {key}"}).json()["key"]
@@ -275,34 +356,68 @@ def test_panorama_task_with_callback(sandbox: ServerProc, key: str) -> None:
 
 # -- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body,param", [
-    ({"model_group": "omni-image-aio", "task_type": "video", "input": {"prompt": "x"}}, "task_type"),
-    ({"model_group": "Hunyuan-3d-2.0", "task_type": "text_to_image", "input": {"prompt": "x"}}, "task_type"),
-    ({"model_group": "nope", "task_type": "text_to_image", "input": {"prompt": "x"}}, "model_group"),
-    ({"task_type": "text_to_image", "input": {"prompt": "x"}}, "model_group"),
-    ({"model_group": "omni-image-aio", "input": {"prompt": "x"}}, "task_type"),
-    ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": "x"}, "input"),
-    ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {"prompt": "x", "size": "7x7"}},
-     "input.size"),
-    ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {"prompt": "x", "colour": 1}},
-     "input.colour"),
-    ({"model_group": "Kling:3.0-omni", "task_type": "text_to_image", "input": {"prompt": "x", "n": 10}}, "input.n"),
-    ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {}}, "input.prompt"),
-    ({"model_group": "omni-image-aio", "task_type": "single_image_edit", "input": {"prompt": "x"}},
-     "input.source_image"),
-    ({"model_group": "omni-image-aio", "task_type": "single_image_edit", "input": {"prompt": "x"},
-      "files_to_upload": [{"field": "mask", "filename": "m.png", "content_type": "image/png"}]},
-     "files_to_upload[0].field"),
-    ({"model_group": "omni-image-aio", "task_type": "single_image_edit", "input": {"prompt": "x"},
-      "files_to_upload": [{"field": "source_image", "filename": "a.pdf", "content_type": "application/pdf"}]},
-     "files_to_upload[0].content_type"),
-    ({"model_group": "omni-image-aio", "task_type": "single_image_edit",
-      "input": {"prompt": "x", "source_image": "https://example.com/notes.txt"}}, "input.source_image"),
-    ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {"prompt": "x"},
-      "callback_url": "ftp://x"}, "callback_url"),
-])
-def test_bad_input_is_a_4xx_naming_the_field(sandbox: ServerProc, key: str, body: dict[str, Any],
-                                            param: str) -> None:
+
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"model_group": "omni-image-aio", "task_type": "video", "input": {"prompt": "x"}}, "task_type"),
+        ({"model_group": "Hunyuan-3d-2.0", "task_type": "text_to_image", "input": {"prompt": "x"}}, "task_type"),
+        ({"model_group": "nope", "task_type": "text_to_image", "input": {"prompt": "x"}}, "model_group"),
+        ({"task_type": "text_to_image", "input": {"prompt": "x"}}, "model_group"),
+        ({"model_group": "omni-image-aio", "input": {"prompt": "x"}}, "task_type"),
+        ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": "x"}, "input"),
+        (
+            {"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {"prompt": "x", "size": "7x7"}},
+            "input.size",
+        ),
+        (
+            {"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {"prompt": "x", "colour": 1}},
+            "input.colour",
+        ),
+        ({"model_group": "Kling:3.0-omni", "task_type": "text_to_image", "input": {"prompt": "x", "n": 10}}, "input.n"),
+        ({"model_group": "omni-image-aio", "task_type": "text_to_image", "input": {}}, "input.prompt"),
+        (
+            {"model_group": "omni-image-aio", "task_type": "single_image_edit", "input": {"prompt": "x"}},
+            "input.source_image",
+        ),
+        (
+            {
+                "model_group": "omni-image-aio",
+                "task_type": "single_image_edit",
+                "input": {"prompt": "x"},
+                "files_to_upload": [{"field": "mask", "filename": "m.png", "content_type": "image/png"}],
+            },
+            "files_to_upload[0].field",
+        ),
+        (
+            {
+                "model_group": "omni-image-aio",
+                "task_type": "single_image_edit",
+                "input": {"prompt": "x"},
+                "files_to_upload": [{"field": "source_image", "filename": "a.pdf", "content_type": "application/pdf"}],
+            },
+            "files_to_upload[0].content_type",
+        ),
+        (
+            {
+                "model_group": "omni-image-aio",
+                "task_type": "single_image_edit",
+                "input": {"prompt": "x", "source_image": "https://example.com/notes.txt"},
+            },
+            "input.source_image",
+        ),
+        (
+            {
+                "model_group": "omni-image-aio",
+                "task_type": "text_to_image",
+                "input": {"prompt": "x"},
+                "callback_url": "ftp://x",
+            },
+            "callback_url",
+        ),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(sandbox: ServerProc, key: str, body: dict[str, Any], param: str) -> None:
     r = create(sandbox, key, body)
     assert 400 <= r.status_code < 500, r.text
     assert r.json()["error"]["param"] == param
@@ -311,9 +426,13 @@ def test_bad_input_is_a_4xx_naming_the_field(sandbox: ServerProc, key: str, body
 def test_auth_and_unknown_task(sandbox: ServerProc, key: str) -> None:
     r = httpx.post(sandbox.url + "/api/omni/tasks/create", json={"model_group": "omni-image-aio"})
     assert r.status_code == 401
-    r = httpx.get(sandbox.url + "/api/omni/tasks/img_000000000000000000000000",
-                  headers={"Authorization": f"Bearer {key}"})
+    r = httpx.get(
+        sandbox.url + "/api/omni/tasks/img_000000000000000000000000", headers={"Authorization": f"Bearer {key}"}
+    )
     assert r.status_code == 404 and r.json()["error"]["param"] == "portal_task_id"
-    r = httpx.post(sandbox.url + "/api/omni/tasks/create", content=b"{not json",
-                   headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    r = httpx.post(
+        sandbox.url + "/api/omni/tasks/create",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "body"

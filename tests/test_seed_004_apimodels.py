@@ -8,8 +8,9 @@ import base64
 import io
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +22,18 @@ from tests.async_support import Receiver, wait_until
 from tests.conftest import ImageHost, ServerProc, decode, server_env
 
 URL = "/api/v1/images/generations"
-SEED_CALLBACK_KEYS = {"taskId", "model", "state", "param", "resultJson", "failCode", "failMsg", "costTime",
-                      "completeTime", "createTime"}
+SEED_CALLBACK_KEYS = {
+    "taskId",
+    "model",
+    "state",
+    "param",
+    "resultJson",
+    "failCode",
+    "failMsg",
+    "costTime",
+    "completeTime",
+    "createTime",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +57,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def post(srv: ServerProc, key: str, body: Any) -> dict[str, Any]:
-    r = httpx.post(srv.url + URL, json=body, timeout=60,
-                   headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    r = httpx.post(
+        srv.url + URL,
+        json=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     out = r.json()
     assert r.status_code == out["code"], (r.status_code, out)  # the HTTP status is the envelope's code
     return out
@@ -106,14 +121,18 @@ def stored_request(srv: ServerProc, task_id: str) -> dict[str, Any]:
 
 
 def test_1_text_to_image_sync_jpeg(sandbox: ServerProc, key: str) -> None:
-    out = post(sandbox, key, {
-        "model": "gpt-image-2-lite",
-        "prompt": "A children's book drawing of a veterinarian using a stethoscope to listen to the heartbeat "
-                  "of a baby otter.",
-        "size": "1024x1024",
-        "quality": "low",
-        "output_format": "jpeg",
-    })
+    out = post(
+        sandbox,
+        key,
+        {
+            "model": "gpt-image-2-lite",
+            "prompt": "A children's book drawing of a veterinarian using a stethoscope to listen to the heartbeat "
+            "of a baby otter.",
+            "size": "1024x1024",
+            "quality": "low",
+            "output_format": "jpeg",
+        },
+    )
     assert out["code"] == 200 and out["msg"] == "success"
     data = out["data"]
     assert data["taskId"] and data["state"] == "completed"
@@ -124,12 +143,16 @@ def test_1_text_to_image_sync_jpeg(sandbox: ServerProc, key: str) -> None:
 
 
 def test_2_edit_with_reference_url(sandbox: ServerProc, key: str, image_host: ImageHost) -> None:
-    out = post(sandbox, key, {
-        "model": "gpt-image-2-lite",
-        "prompt": "Change the season to winter with snow",
-        "image_url": "https://example.com/landscape.jpg",
-        "size": "1536x1024",
-    })
+    out = post(
+        sandbox,
+        key,
+        {
+            "model": "gpt-image-2-lite",
+            "prompt": "Change the season to winter with snow",
+            "image_url": "https://example.com/landscape.jpg",
+            "size": "1536x1024",
+        },
+    )
     assert "/landscape.jpg" in image_host.hits
     [img] = results(out["data"])
     assert img.size == (1536, 1024) and img.format == "PNG"
@@ -137,13 +160,17 @@ def test_2_edit_with_reference_url(sandbox: ServerProc, key: str, image_host: Im
 
 
 def test_3_multi_image_fusion_base64_then_urls(sandbox: ServerProc, key: str) -> None:
-    out = post(sandbox, key, {
-        "model": "gpt-image-2-lite",
-        "prompt": "Combine the model from image 1 with the outfit from image 2",
-        "image_base64": b64_png(600, 800),
-        "image_urls": ["https://example.com/outfit.jpg"],
-        "size": "1024x1536",
-    })
+    out = post(
+        sandbox,
+        key,
+        {
+            "model": "gpt-image-2-lite",
+            "prompt": "Combine the model from image 1 with the outfit from image 2",
+            "image_base64": b64_png(600, 800),
+            "image_urls": ["https://example.com/outfit.jpg"],
+            "size": "1024x1536",
+        },
+    )
     [img] = results(out["data"])
     assert img.size == (1024, 1536)
     images = stored_request(sandbox, out["data"]["taskId"])["images"]
@@ -151,13 +178,17 @@ def test_3_multi_image_fusion_base64_then_urls(sandbox: ServerProc, key: str) ->
 
 
 def test_4_mask_inpainting(sandbox: ServerProc, key: str) -> None:
-    out = post(sandbox, key, {
-        "model": "gpt-image-2-lite",
-        "prompt": "Replace the logo on the box",
-        "image_base64": b64_png(1024, 1024, "box"),
-        "mask_base64": b64_mask(1024, 1024),
-        "size": "1024x1024",
-    })
+    out = post(
+        sandbox,
+        key,
+        {
+            "model": "gpt-image-2-lite",
+            "prompt": "Replace the logo on the box",
+            "image_base64": b64_png(1024, 1024, "box"),
+            "mask_base64": b64_mask(1024, 1024),
+            "size": "1024x1024",
+        },
+    )
     [img] = results(out["data"])
     assert img.size == (1024, 1024)
     assert "mask" in stored_request(sandbox, out["data"]["taskId"])
@@ -174,8 +205,9 @@ def test_5_poll_a_sync_task_returns_completed(sandbox: ServerProc, key: str) -> 
 
 
 def test_results_are_always_urls(sandbox: ServerProc, key: str) -> None:
-    data = post(sandbox, key, {"model": "test/test", "prompt": "p", "size": "64x48",
-                               "response_format": "b64_ephemeral"})["data"]
+    data = post(
+        sandbox, key, {"model": "test/test", "prompt": "p", "size": "64x48", "response_format": "b64_ephemeral"}
+    )["data"]
     assert [i.size for i in results(data)] == [(64, 48)]
 
 
@@ -200,29 +232,40 @@ def test_failed_task_has_fail_msg(sandbox: ServerProc, key: str) -> None:
     assert out["code"] == 500 and out["data"]["state"] == "failed"
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"prompt": "x"}, "model"),
-    ({"model": "no-such-model", "prompt": "x"}, "model"),
-    ({"model": "gpt-image-2-lite"}, "prompt"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "size": "1000x1000"}, "size"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "quality": "ultra"}, "quality"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "output_format": "bmp"}, "output_format"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "image_url": ["https://example.com/a.png"]}, "image_url"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "image_urls": [7]}, "image_urls"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "image_url": "https://example.com/a.txt"}, "image_url"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "image_base64": "!!!not base64!!!"}, "image_base64"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "mask_base64": "AAAA"}, "mask_base64"),
-    ({"model": "Hunyuan-3d-2.0", "prompt": "x", "image_url": "https://example.com/a.png"}, "image_url"),
-    ({"model": "gpt-image-2-lite", "prompt": "x", "callback_url": "not a url"}, "callback_url"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"prompt": "x"}, "model"),
+        ({"model": "no-such-model", "prompt": "x"}, "model"),
+        ({"model": "gpt-image-2-lite"}, "prompt"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "size": "1000x1000"}, "size"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "quality": "ultra"}, "quality"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "output_format": "bmp"}, "output_format"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "image_url": ["https://example.com/a.png"]}, "image_url"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "image_urls": [7]}, "image_urls"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "image_url": "https://example.com/a.txt"}, "image_url"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "image_base64": "!!!not base64!!!"}, "image_base64"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "mask_base64": "AAAA"}, "mask_base64"),
+        ({"model": "Hunyuan-3d-2.0", "prompt": "x", "image_url": "https://example.com/a.png"}, "image_url"),
+        ({"model": "gpt-image-2-lite", "prompt": "x", "callback_url": "not a url"}, "callback_url"),
+    ],
+)
 def test_400_names_the_parameter(sandbox: ServerProc, key: str, body: dict[str, Any], param: str) -> None:
     out = post(sandbox, key, body)
     assert out["code"] == 400 and out["param"] == param and out["msg"] and out["data"] is None
 
 
 def test_mask_must_match_image_1(sandbox: ServerProc, key: str) -> None:
-    out = post(sandbox, key, {"model": "gpt-image-2-lite", "prompt": "x", "image_base64": b64_png(512, 512),
-                              "mask_base64": b64_mask(256, 256)})
+    out = post(
+        sandbox,
+        key,
+        {
+            "model": "gpt-image-2-lite",
+            "prompt": "x",
+            "image_base64": b64_png(512, 512),
+            "mask_base64": b64_mask(256, 256),
+        },
+    )
     assert out["code"] == 400 and out["param"] == "mask_base64"
 
 
@@ -238,8 +281,14 @@ def test_401_402_404(sandbox: ServerProc, key: str) -> None:
 
 
 def test_callback_payload_as_documented(sandbox: ServerProc, key: str, receiver: Receiver) -> None:
-    sent = {"model": "gpt-image-2-lite", "prompt": "otter", "size": "1024x1024", "output_format": "png",
-            "image_base64": b64_png(256, 256), "callback_url": receiver.url + "/fail2"}
+    sent = {
+        "model": "gpt-image-2-lite",
+        "prompt": "otter",
+        "size": "1024x1024",
+        "output_format": "png",
+        "image_base64": b64_png(256, 256),
+        "callback_url": receiver.url + "/fail2",
+    }
     task_id = post(sandbox, key, sent)["data"]["taskId"]
 
     def attempts() -> list[dict[str, Any]]:
@@ -267,10 +316,14 @@ def test_callback_payload_as_documented(sandbox: ServerProc, key: str, receiver:
 
 
 def test_failed_callback(sandbox: ServerProc, key: str, receiver: Receiver) -> None:
-    task_id = post(sandbox, key, {"model": "Kling:3.0-omni", "prompt": "x [sandbox:moderated]",
-                                  "callback_url": receiver.url + "/ok"})["data"]["taskId"]
-    hit = wait_until(lambda: [h for h in receiver.hits if json.loads(h["body"])["data"]["taskId"] == task_id],
-                     30, "the callback")[0]
+    task_id = post(
+        sandbox,
+        key,
+        {"model": "Kling:3.0-omni", "prompt": "x [sandbox:moderated]", "callback_url": receiver.url + "/ok"},
+    )["data"]["taskId"]
+    hit = wait_until(
+        lambda: [h for h in receiver.hits if json.loads(h["body"])["data"]["taskId"] == task_id], 30, "the callback"
+    )[0]
     data = json.loads(hit["body"])["data"]
     assert data["state"] == "failed" and data["resultJson"] is None
     assert data["failCode"] == "content_policy_violation" and data["failMsg"]

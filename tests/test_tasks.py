@@ -7,7 +7,7 @@ with one worker, so a second task stays queued while the first one runs.
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -105,8 +105,10 @@ def test_finished_task_cannot_be_canceled(api: Api) -> None:
 
 def test_list_filters_and_pages(gw: ServerProc, fast: None) -> None:
     api = Api(gw, make_key(gw))
-    ids = [api.post("/v1/images/generations", {"model": "test/test", "prompt": f"p{i}"})
-           .headers["x-imagegate-task-id"] for i in range(5)]  # sync requests are tasks too
+    ids = [
+        api.post("/v1/images/generations", {"model": "test/test", "prompt": f"p{i}"}).headers["x-imagegate-task-id"]
+        for i in range(5)
+    ]  # sync requests are tasks too
     bad = create_async(api, "[sandbox:moderated] upstream refuses")["id"]
     assert api.wait_status(bad, "succeeded", "failed")["status"] == "failed"
     seen, cursor = [], None
@@ -129,10 +131,16 @@ def test_list_filters_and_pages(gw: ServerProc, fast: None) -> None:
     assert [t["id"] for t in failed] == [bad] and failed[0]["error"]["code"]
 
 
-@pytest.mark.parametrize("params,param", [
-    ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"limit": "x"}, "limit"),
-    ({"status": "done"}, "status"), ({"after": "img_nope"}, "after"),
-])
+@pytest.mark.parametrize(
+    "params,param",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"status": "done"}, "status"),
+        ({"after": "img_nope"}, "after"),
+    ],
+)
 def test_list_bad_parameters(api: Api, params: dict, param: str) -> None:
     r = api.get("/v1/tasks", params=params)
     assert r.status_code == 400, r.text
@@ -143,8 +151,12 @@ def test_another_keys_task_is_not_found(gw: ServerProc, api: Api) -> None:
     r = api.post("/v1/images/generations", {"model": "test/test", "prompt": "mine"})
     task_id = r.headers["x-imagegate-task-id"]
     other = Api(gw, make_key(gw))
-    for resp in (other.get(f"/v1/tasks/{task_id}"), other.post(f"/v1/tasks/{task_id}/cancel"),
-                 other.get(f"/v1/tasks/{task_id}/deliveries"), other.get(f"/v1/images/generations/{task_id}")):
+    for resp in (
+        other.get(f"/v1/tasks/{task_id}"),
+        other.post(f"/v1/tasks/{task_id}/cancel"),
+        other.get(f"/v1/tasks/{task_id}/deliveries"),
+        other.get(f"/v1/images/generations/{task_id}"),
+    ):
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
     assert other.get("/v1/tasks", params={"after": task_id}).status_code == 400
     assert task_id not in [t["id"] for t in other.get("/v1/tasks").json()["data"]]

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 from PIL import Image
 
-from imagegate.api.uploads import create_slot
 from imagegate.app import build_gateway
 from imagegate.catalog.validate import build_request
+from imagegate.domain import Caller
+from imagegate.engine.tasks import NewTask
 from imagegate.settings import Settings
 from tests.async_support import Api, make_key, wait_until
 from tests.conftest import ServerProc
@@ -54,8 +55,15 @@ def test_upload_then_use_in_an_edit(api: Api) -> None:
     assert set(s) >= {"upload_id", "upload_url", "expires_at"} and s["expires_at"] > time.time()
     r = put(s["upload_url"], png())
     assert r.status_code == 200 and r.json()["status"] == "uploaded"
-    edit = api.post("/v1/images/edits", {"model": "test/test", "prompt": "make it dusk",
-                                         "image": f"upload://{s['upload_id']}", "response_format": "b64_json"})
+    edit = api.post(
+        "/v1/images/edits",
+        {
+            "model": "test/test",
+            "prompt": "make it dusk",
+            "image": f"upload://{s['upload_id']}",
+            "response_format": "b64_json",
+        },
+    )
     assert edit.status_code == 200, edit.text
     assert edit.json()["data"][0]["b64_json"]
     again = put(s["upload_url"], png())
@@ -97,12 +105,15 @@ def test_not_an_image_is_400(api: Api) -> None:
     assert put(s["upload_url"], png()).status_code == 200  # the slot is still usable
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"content_type": "image/png"}, "filename"),
-    ({"filename": "a.png", "content_type": "text/html"}, "content_type"),
-    ({"filename": "a.png", "content_type": "image/png", "size": -1}, "size"),
-    ({"filename": "a.png", "content_type": "image/png", "size": "big"}, "size"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"content_type": "image/png"}, "filename"),
+        ({"filename": "a.png", "content_type": "text/html"}, "content_type"),
+        ({"filename": "a.png", "content_type": "image/png", "size": -1}, "size"),
+        ({"filename": "a.png", "content_type": "image/png", "size": "big"}, "size"),
+    ],
+)
 def test_bad_slot_requests(api: Api, body: dict, param: str) -> None:
     r = api.post("/v1/uploads", body)
     assert r.status_code == 400 and r.json()["error"]["param"] == param
@@ -111,7 +122,11 @@ def test_bad_slot_requests(api: Api, body: dict, param: str) -> None:
 def test_uploads_are_private_and_must_be_filled(gw: ServerProc, api: Api) -> None:
     empty = slot(api)
     r = api.post("/v1/images/edits", {"model": "test/test", "prompt": "x", "image": f"upload://{empty['upload_id']}"})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "image" and "not been PUT" in r.json()["error"]["message"]
+    assert (
+        r.status_code == 400
+        and r.json()["error"]["param"] == "image"
+        and "not been PUT" in r.json()["error"]["message"]
+    )
     mine = slot(api)
     assert put(mine["upload_url"], png()).status_code == 200
     other = Api(gw, make_key(gw))
@@ -126,13 +141,19 @@ def test_awaiting_upload_task_starts_when_its_slots_are_filled(gw: ServerProc, a
     local = build_gateway(Settings(data_dir=Path(gw.data_dir)))
 
     async def make(deadline: float) -> tuple[str, list[str]]:
-        key = await local.db.key_by_secret(api.key)
+        key = await local.keys.by_secret(api.key)
+        assert key is not None
+        caller = Caller(id=key.id, name=key.name, webhook_secret=key.webhook_secret)
         model = local.catalog.get("test/test")
+        assert model is not None
         req = build_request(model, {"prompt": "waits for its picture"})
-        task = await local.engine.create(key, model, req, is_async=True, awaiting_upload=True,
-                                         upload_deadline=deadline)
-        slots = [await create_slot(local, key.id, gw.url, filename=f"{i}.png", content_type="image/png",
-                                   task_id=task.id, field="image") for i in range(2)]
+        rows = [
+            local.uploads.new_row(key.id, filename=f"{i}.png", content_type="image/png", field="image")
+            for i in range(2)
+        ]
+        new = NewTask(caller, model, req, dialect="openai", is_async=True, upload_deadline=deadline)
+        task = await local.tasks.create(new, None, rows)
+        slots = [local.uploads.slot(r, gw.url) for r in rows]
         return task.id, [s.url for s in slots]
 
     async def both() -> tuple[tuple[str, list[str]], tuple[str, list[str]]]:

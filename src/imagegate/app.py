@@ -1,124 +1,182 @@
-"""Build the ASGI app from Settings: stores, engine, queue, routes."""
+"""The composition root: every part built once, in one place, and the ASGI app around them.
+
+Reading :func:`build_gateway` top to bottom shows every wire: stores on the database, the
+runner on the router, the queue on the runner, the core on the task service, the dialects'
+webhook bodies into the delivery service. Nothing is attached to these objects later.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
-from imagegate.api import errors
+from imagegate.api import errors, files, system, tasks, uploads, webhooks
+from imagegate.api.deps import Gateway
+from imagegate.api.dialects.apimodels import ApimodelsDialect
+from imagegate.api.dialects.base import Dialect
+from imagegate.api.dialects.omni import OmniDialect
+from imagegate.api.dialects.openai import OpenAIDialect
+from imagegate.api.wiring import add_dialect
 from imagegate.catalog import Catalog
-from imagegate.db.repo import Database
+from imagegate.db.database import Database
+from imagegate.db.deliveries import DeliveryStore
+from imagegate.db.idempotency import IdempotencyStore
+from imagegate.db.keys import KeyStore
+from imagegate.db.tasks import TaskStore
+from imagegate.db.uploads import UploadStore
 from imagegate.engine.clients import UpstreamClients
+from imagegate.engine.idempotency import Idempotency
+from imagegate.engine.inputs import InputResolver
+from imagegate.engine.outputs import OutputWriter
+from imagegate.engine.queue import LocalQueue
 from imagegate.engine.router import Router
-from imagegate.engine.runner import Engine
+from imagegate.engine.runner import Runner
+from imagegate.engine.submit import Limits, Submitter
+from imagegate.engine.tasks import TaskService
+from imagegate.engine.uploads import UploadService, UploadSweeper
+from imagegate.engine.views import Views
 from imagegate.media.fetch import NetworkPolicy
-from imagegate.queue.local import LocalQueue
 from imagegate.settings import Settings
 from imagegate.storage.local import LocalStorage
 from imagegate.storage.signing import UrlSigner
-
-log = logging.getLogger("imagegate")
-
-
-@dataclass
-class Gateway:
-    """Everything a request handler may need, built once per app."""
-
-    settings: Settings
-    db: Database
-    catalog: Catalog
-    storage: LocalStorage
-    signer: UrlSigner
-    engine: Engine
-    queue: LocalQueue
-    clients: UpstreamClients
-    fetch_client: httpx.AsyncClient
-    policy: NetworkPolicy
-    sandbox: Any = None
-    background: list[Any] = field(default_factory=list)  # services with start()/stop()
-
-    def base_url(self, request: Request) -> str:
-        if self.settings.public_base_url:
-            return self.settings.public_base_url.rstrip("/")
-        return str(request.base_url).rstrip("/")
+from imagegate.testing.sandbox import Sandbox
+from imagegate.webhooks.delivery import DeliveryPolicy, DeliveryService
 
 
 def build_gateway(settings: Settings) -> Gateway:
     settings.prepare()
-    sandbox = None
-    if settings.sandbox:
-        from imagegate.testing.sandbox import Sandbox
-
-        sandbox = Sandbox(delay_ms=settings.sandbox_delay_ms)
+    sandbox = Sandbox(delay_ms=settings.sandbox_delay_ms) if settings.sandbox else None
     catalog = Catalog.load(settings.config, sandbox=settings.sandbox)
     db = Database(settings.database_url or "")
     storage = LocalStorage(settings.files_dir)
+    signer = UrlSigner(settings.secret_key or "", settings.url_ttl_seconds)
+    policy = network_policy(settings)
     clients = UpstreamClients(sandbox)
-    router = Router(clients, poll_interval=0.05 if settings.sandbox else None,
-                    backoff=0.05 if settings.sandbox else 0.5)
-    engine = Engine(db, catalog, storage, router)
-    policy = NetworkPolicy(allow_private=settings.allow_private_networks, max_bytes=settings.max_image_bytes,
-                           timeout=settings.fetch_timeout, rewrites=dict(settings.url_rewrites))
     fetch_client = httpx.AsyncClient(trust_env=False, headers={"user-agent": "imagegate/0.1"})
-    queue = LocalQueue(engine, settings.workers)
-    engine.position_hint = queue.position
-    return Gateway(settings=settings, db=db, catalog=catalog, storage=storage,
-                   signer=UrlSigner(settings.secret_key or "", settings.url_ttl_seconds), engine=engine,
-                   queue=queue, clients=clients, fetch_client=fetch_client,
-                   policy=policy, sandbox=sandbox)
+    core = build_core(settings, catalog, db, storage, signer, policy, clients, fetch_client)
+    dialects = default_dialects(catalog, settings)
+    bodies = {d.name: d.webhook_body for d in dialects}
+    sender = DeliveryService(
+        DeliveryStore(db), core.views, bodies, dialects[0].webhook_body, policy, delivery_policy(settings)
+    )
+    return Gateway(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        keys=KeyStore(db),
+        tasks=core.tasks,
+        submitter=core.submitter,
+        uploads=core.uploads,
+        deliveries=DeliveryStore(db),
+        storage=storage,
+        signer=signer,
+        services=(core.queue, UploadSweeper(core.tasks, core.tasks.store), sender),
+        closers=(clients.aclose, fetch_client.aclose, db.close),
+        dialects=dialects,
+        sandbox=sandbox is not None,
+    )
 
 
-#: modules that add routes (and may add background services) to the app
-ROUTE_MODULES: list[str] = [
-    "imagegate.api.system",
-    "imagegate.api.files",
-    "imagegate.api.dialects.openai",
-    "imagegate.api.dialects.omni",
-    "imagegate.api.dialects.apimodels",
-    "imagegate.api.tasks",
-    "imagegate.api.uploads",
-    "imagegate.api.webhooks",
-]
+@dataclass(frozen=True, slots=True)
+class Core:
+    tasks: TaskService
+    queue: LocalQueue
+    views: Views
+    uploads: UploadService
+    submitter: Submitter
 
-Installer = Callable[[FastAPI, Gateway], None]
+
+def build_core(
+    settings: Settings,
+    catalog: Catalog,
+    db: Database,
+    storage: LocalStorage,
+    signer: UrlSigner,
+    policy: NetworkPolicy,
+    clients: UpstreamClients,
+    fetch_client: httpx.AsyncClient,
+) -> Core:
+    """The engine: a runner on the router, the queue on the runner, the core on the task service."""
+    store = TaskStore(db)
+    outputs = OutputWriter(storage, store)
+    runner = Runner(store, catalog, upstream_router(settings, clients), outputs)
+    queue = LocalQueue(runner, store, settings.workers)
+    views = Views(signer, storage, queue.position_of)
+    tasks = TaskService(store, outputs, runner, views)
+    upload_store = UploadStore(db)
+    upload_signer = UrlSigner(settings.secret_key or "", 0, namespace="uploads")
+    uploads = UploadService(upload_store, tasks, queue, storage, policy, upload_signer, ttl=settings.upload_ttl)
+    inputs = InputResolver(fetch_client, policy, upload_store, storage)
+    idempotency = Idempotency(IdempotencyStore(db), store, settings.idempotency_ttl)
+    limits = Limits(sync_timeout=settings.sync_timeout, awaiting_upload_ttl=settings.awaiting_upload_ttl)
+    submitter = Submitter(catalog, tasks, queue, inputs, idempotency, uploads, policy, limits)
+    return Core(tasks, queue, views, uploads, submitter)
+
+
+def upstream_router(settings: Settings, clients: UpstreamClients) -> Router:
+    """The sandbox's fakes answer at once: poll and back off fast there."""
+    if settings.sandbox:
+        return Router(clients, poll_interval=0.05, backoff=0.05)
+    return Router(clients, backoff=0.5)
+
+
+def network_policy(settings: Settings) -> NetworkPolicy:
+    return NetworkPolicy(
+        allow_private=settings.allow_private_networks,
+        max_bytes=settings.max_image_bytes,
+        timeout=settings.fetch_timeout,
+        rewrites=dict(settings.url_rewrites),
+    )
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        timeout=settings.webhook_timeout,
+        retry_window=settings.webhook_retry_window,
+        backoff_scale=settings.webhook_backoff_scale,
+        public_base_url=settings.public_base_url,
+    )
+
+
+def default_dialects(catalog: Catalog, settings: Settings) -> tuple[Dialect, ...]:
+    """Every dialect served; the first one's webhook body is the default."""
+    return (OpenAIDialect(), OmniDialect(catalog, settings.url_ttl_seconds), ApimodelsDialect(catalog))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    import importlib
-
     gw = build_gateway(settings or Settings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gw.db.migrate()
-        await gw.queue.start()
-        for svc in gw.background:
+        for svc in gw.services:
             await svc.start()
         try:
             yield
         finally:
-            for svc in reversed(gw.background):
+            for svc in reversed(gw.services):
                 await svc.stop()
-            await gw.queue.stop()
-            await gw.clients.aclose()
-            await gw.fetch_client.aclose()
-            await gw.db.close()
+            for close in gw.closers:
+                await close()
 
     app = FastAPI(title="imagegate", version="0.1.0", lifespan=lifespan)
-    app.state.gw = gw
+    app.state.gateway = gw
     errors.install(app)
-    if gw.sandbox is not None:
-        @app.middleware("http")
-        async def _sandbox_header(request: Request, call_next):  # type: ignore[no-untyped-def]
-            resp = await call_next(request)
-            resp.headers["x-imagegate-sandbox"] = "1"
-            return resp
-
-    for name in ROUTE_MODULES:
-        importlib.import_module(name).install(app, gw)
+    if gw.sandbox:
+        app.middleware("http")(_sandbox_header)
+    for dialect in gw.dialects:  # first: the create routes carry most of the traffic
+        add_dialect(app.router, dialect)
+    for module in (system, files, tasks, uploads, webhooks):
+        app.include_router(module.router)
     return app
+
+
+async def _sandbox_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Every sandbox answer says so, so nobody mistakes a fake's image for a real one."""
+    resp = await call_next(request)
+    resp.headers["x-imagegate-sandbox"] = "1"
+    return resp

@@ -37,4 +37,3 @@ def tune_malloc(mmap_threshold: int | None = None, arenas: int = 2) -> bool:
     if not ok:
         log.debug("mallopt refused the memory settings")
     return ok
-

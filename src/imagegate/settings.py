@@ -39,11 +39,10 @@ class Settings(BaseSettings):
     idempotency_ttl: float = 86400.0
     upload_ttl: float = 3600.0
     awaiting_upload_ttl: float = 3600.0
-    log_level: str = "info"
     #: glibc only: bytes above which buffers come from mmap; 1048576 trades ~25% CPU for less RSS
     malloc_mmap_threshold: int | None = None
 
-    def prepare(self) -> "Settings":
+    def prepare(self) -> Settings:
         """Create the data dir and fill in derived defaults."""
         self.data_dir = self.data_dir.expanduser().resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)

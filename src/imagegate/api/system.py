@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from imagegate.api.deps import GatewayDep
 from imagegate.catalog import CatalogModel
+from imagegate.domain import ErrorCode, GatewayError
 
 
 def model_entry(m: CatalogModel) -> dict[str, Any]:
     s = m.spec
-    caps: dict[str, Any] = {"modes": s.capabilities, "max_n": s.max_n, "formats": s.formats,
-                            "max_input_images": s.max_images}
+    caps: dict[str, Any] = {
+        "modes": s.capabilities,
+        "max_n": s.max_n,
+        "formats": s.formats,
+        "max_input_images": s.max_images,
+    }
     if s.sizes:
         caps["sizes"] = (["auto"] if s.allow_auto_size else []) + s.sizes
     if s.size_rule:
@@ -28,8 +34,15 @@ def model_entry(m: CatalogModel) -> dict[str, Any]:
     caps["seed"] = s.supports_seed
     caps["negative_prompt"] = s.supports_negative_prompt
     entry: dict[str, Any] = {
-        "id": s.id, "object": "model", "created": 0, "owned_by": s.owned_by, "description": s.description,
-        "aliases": s.aliases, "capabilities": caps, "pricing": s.price.describe(), "ready": m.ready,
+        "id": s.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": s.owned_by,
+        "description": s.description,
+        "aliases": s.aliases,
+        "capabilities": caps,
+        "pricing": s.price.describe(),
+        "ready": m.ready,
         "providers": sorted({d.provider for d in m.deployments}),
     }
     if not m.ready:
@@ -37,33 +50,36 @@ def model_entry(m: CatalogModel) -> dict[str, Any]:
     return entry
 
 
-def install(app: FastAPI, gw: Any) -> None:
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+router = APIRouter()
 
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
-        checks: dict[str, str] = {}
-        for name, probe in (("database", gw.db.ping), ("storage", gw.storage.ping)):
-            try:
-                await probe()
-                checks[name] = "ok"
-            except Exception as exc:  # readiness reports, it does not raise
-                checks[name] = f"error: {type(exc).__name__}"
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/v1/models")
-    async def models(request: Request, all: bool = Query(False)) -> dict[str, Any]:
-        items = [model_entry(m) for m in gw.catalog.all() if all or m.ready]
-        return {"object": "list", "data": items}
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
 
-    @app.get("/v1/models/{model_id:path}")
-    async def model(model_id: str) -> dict[str, Any]:
-        from imagegate.domain import ErrorCode, GatewayError
 
-        m = gw.catalog.get(model_id)
-        if m is None:
-            raise GatewayError(ErrorCode.model_not_found, f"model '{model_id}' does not exist", param="model")
-        return model_entry(m)
+@router.get("/ready")
+async def ready(gw: GatewayDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    for name, probe in (("database", gw.db.ping), ("storage", gw.storage.ping)):
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:  # readiness reports, it does not raise
+            checks[name] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/v1/models")
+async def models(gw: GatewayDep, all: bool = Query(False)) -> dict[str, Any]:  # noqa: A002  (the public name)
+    items = [model_entry(m) for m in gw.catalog.all() if all or m.ready]
+    return {"object": "list", "data": items}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def model(model_id: str, gw: GatewayDep) -> dict[str, Any]:
+    m = gw.catalog.get(model_id)
+    if m is None:
+        raise GatewayError(ErrorCode.model_not_found, f"model '{model_id}' does not exist", param="model")
+    return model_entry(m)

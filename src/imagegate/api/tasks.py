@@ -1,25 +1,28 @@
 """The task resource: list the caller's tasks, get one, cancel one, see its webhook deliveries.
 
 Every generation is a task (sync ones too), so the list is the caller's whole history,
-newest first, paged with an opaque cursor (the last task id of a page).
+newest first, paged with an opaque cursor (the last task id of a page). Tasks show as
+OpenAI-style task objects, whatever dialect created them.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import and_, or_, select
 
-from imagegate.api.auth import require_key
-from imagegate.api.render import task_view
-from imagegate.db.tables import ApiKey, Task
-from imagegate.domain import ErrorCode, GatewayError, TaskStatus
-from imagegate.webhooks.delivery import deliveries_of
+from imagegate.api.deps import BaseUrl, CurrentKey, GatewayDep
+from imagegate.api.dialects.openai import task_object
+from imagegate.api.responses import FastJSON
+from imagegate.db.database import aware
+from imagegate.domain import GatewayError, TaskStatus
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 STATUSES = [s.value for s in TaskStatus]
+
+router = APIRouter()
 
 
 def parse_limit(raw: str | None) -> int:
@@ -40,60 +43,56 @@ def parse_statuses(raw: str | None) -> list[str] | None:
     return wanted
 
 
-async def list_tasks(gw: Any, key: ApiKey, *, statuses: list[str] | None, limit: int,
-                     after: str | None) -> tuple[list[Task], bool]:
-    """A page of the key's tasks, newest first, and whether more follow."""
-    q = select(Task).where(Task.key_id == key.id)
-    if statuses:
-        q = q.where(Task.status.in_(statuses))
-    async with gw.db.session() as s:
-        if after:
-            anchor = (await s.execute(select(Task.seq, Task.id).where(
-                Task.id == after, Task.key_id == key.id))).one_or_none()
-            if anchor is None:
-                raise GatewayError.bad("after", f"'after' must be a task id from a previous page; no task '{after}'")
-            q = q.where(or_(Task.seq < anchor.seq, and_(Task.seq == anchor.seq, Task.id < anchor.id)))
-        rows = list((await s.execute(q.order_by(Task.seq.desc(), Task.id.desc()).limit(limit + 1))).scalars())
-    return rows[:limit], len(rows) > limit
+@router.get("/v1/tasks")
+async def tasks_list(request: Request, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
+    q = request.query_params
+    rows, more = await gw.tasks.store.page(
+        caller.id,
+        statuses=parse_statuses(q.get("status")),
+        limit=parse_limit(q.get("limit")),
+        after=q.get("after") or None,
+    )
+    data = [task_object(await gw.tasks.view(t, base)) for t in rows]
+    return FastJSON(
+        {"object": "list", "data": data, "has_more": more, "next_cursor": rows[-1].id if more and rows else None}
+    )
 
 
-async def owned_task(gw: Any, key: ApiKey, task_id: str) -> Task:
-    task = await gw.engine.get(task_id, key.id)
-    if task is None:  # another key's task looks exactly like a missing one
-        raise GatewayError(ErrorCode.not_found, f"no task '{task_id}'", param="task_id")
-    return task
+@router.get("/v1/tasks/{task_id}")
+async def tasks_get(task_id: str, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
+    return FastJSON(task_object(await gw.tasks.view(await gw.tasks.get(task_id, caller), base)))
 
 
-def install(app: FastAPI, gw: Any) -> None:
-    @app.get("/v1/tasks")
-    async def tasks_list(request: Request) -> JSONResponse:
-        key = await require_key(request)
-        q = request.query_params
-        rows, more = await list_tasks(gw, key, statuses=parse_statuses(q.get("status")),
-                                      limit=parse_limit(q.get("limit")), after=q.get("after") or None)
-        base = gw.base_url(request)
-        data = [await task_view(gw, t, base) for t in rows]
-        return JSONResponse({"object": "list", "data": data, "has_more": more,
-                             "next_cursor": rows[-1].id if more and rows else None})
+@router.post("/v1/tasks/{task_id}/cancel")
+async def tasks_cancel(task_id: str, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
+    task = await gw.tasks.get(task_id, caller)
+    await gw.tasks.cancel(task)
+    return FastJSON(task_object(await gw.tasks.view(await gw.tasks.store.get(task.id) or task, base)))
 
-    @app.get("/v1/tasks/{task_id}")
-    async def tasks_get(task_id: str, request: Request) -> JSONResponse:
-        key = await require_key(request)
-        return JSONResponse(await task_view(gw, await owned_task(gw, key, task_id), gw.base_url(request)))
 
-    @app.post("/v1/tasks/{task_id}/cancel")
-    async def tasks_cancel(task_id: str, request: Request) -> JSONResponse:
-        key = await require_key(request)
-        task = await owned_task(gw, key, task_id)
-        if not await gw.engine.cancel(task):
-            fresh = await gw.engine.get(task.id) or task
-            raise GatewayError(ErrorCode.conflict, f"task '{task_id}' already finished ({fresh.status}); "
-                               "only queued or running tasks can be canceled", param="task_id")
-        task = await gw.engine.get(task.id) or task
-        return JSONResponse(await task_view(gw, task, gw.base_url(request)))
+def _ts(dt: datetime | None) -> float | None:
+    return round(aware(dt).timestamp(), 3) if dt is not None else None
 
-    @app.get("/v1/tasks/{task_id}/deliveries")
-    async def tasks_deliveries(task_id: str, request: Request) -> JSONResponse:
-        key = await require_key(request)
-        task = await owned_task(gw, key, task_id)
-        return JSONResponse({"object": "list", "data": await deliveries_of(gw, task.id)})
+
+@router.get("/v1/tasks/{task_id}/deliveries")
+async def tasks_deliveries(task_id: str, gw: GatewayDep, caller: CurrentKey) -> JSONResponse:
+    task = await gw.tasks.get(task_id, caller)
+    out: list[dict[str, Any]] = []
+    for d, attempts in await gw.deliveries.of_task(task.id):
+        out.append(
+            {
+                "id": d.id,
+                "object": "webhook.delivery",
+                "url": d.url,
+                "status": d.status,
+                "attempt_count": d.attempts,
+                "created_at": _ts(d.created_at),
+                "delivered_at": _ts(d.delivered_at),
+                "next_attempt_at": _ts(d.next_at) if d.status == "pending" else None,
+                "attempts": [
+                    {"at": _ts(a.at), "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms}
+                    for a in attempts
+                ],
+            }
+        )
+    return JSONResponse({"object": "list", "data": out})

@@ -1,33 +1,21 @@
-"""Webhook wiring and the signing-secret endpoints.
-
-Installs the outbox terminal hook and the delivery service, and serves the caller's
-Standard Webhooks secret (``GET /v1/webhooks/secret``) and its rotation.
-"""
+"""The caller's Standard Webhooks signing secret, and its rotation."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from imagegate.api.auth import require_key
-from imagegate.webhooks.delivery import DeliveryService, write_outbox
+from imagegate.api.deps import CurrentKey, GatewayDep
+
+router = APIRouter()
 
 
-def install(app: FastAPI, gw: Any) -> None:
-    if write_outbox not in gw.engine.terminal_hooks:
-        gw.engine.terminal_hooks.append(write_outbox)
-    gw.webhooks = DeliveryService(gw)
-    gw.background.append(gw.webhooks)
+@router.get("/v1/webhooks/secret")
+async def webhook_secret(caller: CurrentKey) -> JSONResponse:
+    return JSONResponse({"key": caller.webhook_secret})
 
-    @app.get("/v1/webhooks/secret")
-    async def webhook_secret(request: Request) -> JSONResponse:
-        key = await require_key(request)
-        return JSONResponse({"key": key.webhook_secret})
 
-    @app.post("/v1/webhooks/secret/rotate")
-    async def rotate_webhook_secret(request: Request) -> JSONResponse:
-        """A new secret; deliveries not yet sent are signed with it from now on."""
-        key = await require_key(request)
-        return JSONResponse({"key": await gw.db.rotate_webhook_secret(key.id)})
+@router.post("/v1/webhooks/secret/rotate")
+async def rotate_webhook_secret(gw: GatewayDep, caller: CurrentKey) -> JSONResponse:
+    """A new secret; deliveries not yet sent are signed with it from now on."""
+    return JSONResponse({"key": await gw.keys.rotate_webhook_secret(caller.id)})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -114,14 +115,25 @@ class Catalog:
             if base_url is None and not self.sandbox:
                 missing.append(d.base_url[4:])
         return Deployment(
-            id=d.id, provider=d.provider, model=d.model, base_url=base_url, credentials=creds,
-            region=d.region, weight=d.weight, max_concurrency=d.max_concurrency, timeout=d.timeout,
-            poll_interval=d.poll_interval, options=dict(d.options), price=d.price, missing=missing,
+            id=d.id,
+            provider=d.provider,
+            model=d.model,
+            base_url=base_url,
+            credentials=creds,
+            region=d.region,
+            weight=d.weight,
+            max_concurrency=d.max_concurrency,
+            timeout=d.timeout,
+            poll_interval=d.poll_interval,
+            options=dict(d.options),
+            price=d.price,
+            missing=missing,
         )
 
     @classmethod
-    def load(cls, config: Path | None = None, *, env: Mapping[str, str] | None = None,
-             sandbox: bool = False) -> "Catalog":
+    def load(
+        cls, config: Path | None = None, *, env: Mapping[str, str] | None = None, sandbox: bool = False
+    ) -> Catalog:
         specs = {s.id: s for s in builtin_specs()}
         if config is not None:
             for s in _read_yaml(Path(config).read_text(encoding="utf-8"), str(config)):

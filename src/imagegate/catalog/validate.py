@@ -1,7 +1,7 @@
 """Check a parsed request against a model's declared capabilities and build the ImageRequest.
 
 Every refusal is a 400 naming the parameter and listing what the model allows; no value
-is silently replaced. Dialects call :func:`build_request` and nothing else validates.
+is silently replaced. The core calls :func:`build_request` once per submission; nothing else validates.
 
 A request that leaves the size open (no ``size``, ``resolution`` or ``aspect_ratio``, or
 ``size: auto``) gets the catalog's defaults, so every upstream makes what the catalog promises
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.catalog import CatalogModel
+from imagegate.catalog import CatalogModel, sizing
 from imagegate.catalog.schema import ModelSpec
-from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest
-from imagegate.catalog import sizing
+from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest, OutputFormat, ResponseFormat
 
 REGIONS = ("Mainland", "Oversea", "OverseaUSWest")
-RESPONSE_FORMATS = ("url", "b64_json", "b64_ephemeral")
-FORMAT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
+RESPONSE_FORMATS: dict[str, ResponseFormat] = {"url": "url", "b64_json": "b64_json", "b64_ephemeral": "b64_ephemeral"}
+FORMAT_ALIASES: dict[str, OutputFormat] = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 
 
 def _unsupported(param: str, value: Any, allowed: list[str] | tuple[str, ...] | None, model: str) -> GatewayError:
@@ -61,8 +60,9 @@ def _str(params: dict[str, Any], name: str) -> str | None:
     return raw.strip()
 
 
-def _choice(params: dict[str, Any], name: str, allowed: list[str] | None, model: str,
-            always: tuple[str, ...] = ()) -> str | None:
+def _choice(
+    params: dict[str, Any], name: str, allowed: list[str] | None, model: str, always: tuple[str, ...] = ()
+) -> str | None:
     val = _str(params, name)
     if val is None:
         return None
@@ -89,48 +89,14 @@ def _check_rule(spec: ModelSpec, w: int, h: int, raw: str) -> None:
 Size = tuple[int | None, int | None, str | None, str | None]
 
 
-def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | None, str | None, str | None]:
+def _size(spec: ModelSpec, params: dict[str, Any]) -> Size:
     """(width, height, resolution, aspect_ratio) from size / resolution / aspect_ratio."""
     raw_size = _str(params, "size")
-    raw_res = _str(params, "resolution")
+    res = _resolution(spec, _str(params, "resolution"))
     raw_ar = _str(params, "aspect_ratio")
-    res = None
-    if raw_res is not None:
-        res = sizing.normalize_tier(raw_res)
-        if res is None or not spec.resolutions or res not in spec.resolutions:
-            raise _unsupported("resolution", raw_res, spec.resolutions, spec.id)
-    ratio = None
-    if raw_ar is not None:
-        ratio = sizing.parse_ratio(raw_ar)
-        if ratio is None:
-            raise GatewayError.bad("aspect_ratio", "'aspect_ratio' must look like 16:9")
-        if spec.aspect_ratios and raw_ar not in spec.aspect_ratios:
-            raise _unsupported("aspect_ratio", raw_ar, spec.aspect_ratios, spec.id)
-        if not spec.aspect_ratios and not spec.size_rule:
-            raise _unsupported("aspect_ratio", raw_ar, None, spec.id)
+    ratio = _aspect_ratio(spec, raw_ar)
     if raw_size is not None and raw_size.lower() != "auto":
-        dims = sizing.parse_size(raw_size)
-        if dims is None:
-            raise GatewayError.bad("size", "'size' must be 'auto' or WIDTHxHEIGHT, e.g. 1024x1024")
-        w, h = dims
-        label = f"{w}x{h}"
-        if spec.sizes and label in spec.sizes:
-            pass
-        elif spec.size_rule is not None:
-            _check_rule(spec, w, h, raw_size)
-        elif spec.resolutions and spec.aspect_ratios and not spec.sizes:
-            near = sizing.nearest_ratio(w, h, spec.aspect_ratios)
-            if abs((sizing.parse_ratio(near) or 1) / (w / h) - 1) > 0.02:
-                raise _unsupported("size", raw_size, [f"any size with aspect ratio {', '.join(spec.aspect_ratios)}"],
-                                   spec.id)
-            res = res or sizing.nearest_tier(w, h, spec.resolutions)
-            raw_ar = raw_ar or near
-        else:
-            raise _unsupported("size", raw_size, ["auto", *(spec.sizes or [])] if spec.allow_auto_size
-                               else spec.sizes, spec.id)
-        if ratio is not None and abs(ratio / (w / h) - 1) > 0.02:
-            raise GatewayError.bad("aspect_ratio", f"'aspect_ratio' {raw_ar} contradicts 'size' {raw_size}")
-        return w, h, res, raw_ar
+        return _explicit_size(spec, raw_size, res, raw_ar, ratio)
     if raw_size is not None and not spec.allow_auto_size:
         raise _unsupported("size", raw_size, spec.sizes, spec.id)
     if res is None and ratio is None:
@@ -139,12 +105,63 @@ def _size(spec: ModelSpec, params: dict[str, Any]) -> tuple[int | None, int | No
     return w, h, res, raw_ar
 
 
+def _resolution(spec: ModelSpec, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    res = sizing.normalize_tier(raw)
+    if res is None or not spec.resolutions or res not in spec.resolutions:
+        raise _unsupported("resolution", raw, spec.resolutions, spec.id)
+    return res
+
+
+def _aspect_ratio(spec: ModelSpec, raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    ratio = sizing.parse_ratio(raw)
+    if ratio is None:
+        raise GatewayError.bad("aspect_ratio", "'aspect_ratio' must look like 16:9")
+    if spec.aspect_ratios and raw not in spec.aspect_ratios:
+        raise _unsupported("aspect_ratio", raw, spec.aspect_ratios, spec.id)
+    if not spec.aspect_ratios and not spec.size_rule:
+        raise _unsupported("aspect_ratio", raw, None, spec.id)
+    return ratio
+
+
+def _explicit_size(spec: ModelSpec, raw: str, res: str | None, raw_ar: str | None, ratio: float | None) -> Size:
+    """A WxH the client named: one of the model's sizes, within its rule, or (ratio-sized models)
+    a size whose shape is one of its aspect ratios, at the nearest tier."""
+    dims = sizing.parse_size(raw)
+    if dims is None:
+        raise GatewayError.bad("size", "'size' must be 'auto' or WIDTHxHEIGHT, e.g. 1024x1024")
+    w, h = dims
+    if spec.sizes and f"{w}x{h}" in spec.sizes:
+        pass
+    elif spec.size_rule is not None:
+        _check_rule(spec, w, h, raw)
+    elif spec.resolutions and spec.aspect_ratios and not spec.sizes:
+        near = sizing.nearest_ratio(w, h, spec.aspect_ratios)
+        if abs((sizing.parse_ratio(near) or 1) / (w / h) - 1) > 0.02:
+            shapes = [f"any size with aspect ratio {', '.join(spec.aspect_ratios)}"]
+            raise _unsupported("size", raw, shapes, spec.id)
+        res = res or sizing.nearest_tier(w, h, spec.resolutions)
+        raw_ar = raw_ar or near
+    else:
+        allowed = ["auto", *(spec.sizes or [])] if spec.allow_auto_size else spec.sizes
+        raise _unsupported("size", raw, allowed, spec.id)
+    if ratio is not None and abs(ratio / (w / h) - 1) > 0.02:
+        raise GatewayError.bad("aspect_ratio", f"'aspect_ratio' {raw_ar} contradicts 'size' {raw}")
+    return w, h, res, raw_ar
+
+
 def size_defaults(model: CatalogModel, params: dict[str, Any], images: list[ImageInput]) -> dict[str, Any]:
     """The size fields to validate: the client's, or the catalog's defaults when it left them open."""
     spec = model.spec
     size = params.get("size")
-    auto = size is None or size == "" or (isinstance(size, str) and size.strip().lower() == "auto"
-                                           and spec.allow_auto_size)
+    auto = (
+        size is None
+        or size == ""
+        or (isinstance(size, str) and size.strip().lower() == "auto" and spec.allow_auto_size)
+    )
     if not auto or params.get("resolution") not in (None, "") or params.get("aspect_ratio") not in (None, ""):
         return params
     if images or spec.upstream_auto_size:
@@ -161,57 +178,29 @@ def size_defaults(model: CatalogModel, params: dict[str, Any], images: list[Imag
     return params
 
 
-def build_request(model: CatalogModel, params: dict[str, Any], *, mode: str = "generate",
-                  images: list[ImageInput] | None = None, mask: ImageInput | None = None,
-                  extra: dict[str, Any] | None = None) -> ImageRequest:
+def build_request(
+    model: CatalogModel,
+    params: dict[str, Any],
+    *,
+    mode: str = "generate",
+    images: list[ImageInput] | None = None,
+    mask: ImageInput | None = None,
+    default_format: OutputFormat = "png",
+) -> ImageRequest:
+    """The validated request; ``default_format`` is what an omitted ``output_format`` means to this client."""
     spec = model.spec
     images = images or []
-    prompt = params.get("prompt")
-    if prompt is not None and not isinstance(prompt, str):
-        raise GatewayError.bad("prompt", "'prompt' must be a string")
-    prompt = (prompt or "").strip()
-    if spec.prompt_required and not prompt:
-        raise GatewayError.bad("prompt", f"'prompt' is required for model '{spec.id}'")
-    if len(prompt) > spec.max_prompt_chars:
-        raise GatewayError.bad("prompt", f"'prompt' is longer than {spec.max_prompt_chars} characters")
-
-    if images or mode == "edit":
-        mode = "edit"
-        if not images:
-            raise GatewayError.bad("image", "'image' is required for an edit")
-        caps = set(spec.capabilities)
-        if not caps & {"edit", "multi_image"}:
-            raise _unsupported("image", "(input images)", None, spec.id)
-        if len(images) > 1 and "multi_image" not in caps:
-            raise GatewayError(ErrorCode.unsupported_value, f"model '{spec.id}' takes one input image", param="image")
-        if len(images) > max(spec.max_images, 1):
-            raise GatewayError(ErrorCode.unsupported_value,
-                               f"model '{spec.id}' takes at most {spec.max_images} input images", param="image")
-    if mask is not None:
-        if "mask" not in spec.capabilities:
-            raise _unsupported("mask", "(mask)", None, spec.id)
-        if not images:
-            raise GatewayError.bad("mask", "'mask' needs an 'image' to apply to")
-
+    prompt = _prompt(spec, params)
+    mode = _check_inputs(spec, mode, images, mask)
     n = _int(params, "n", 1, 10) or 1
     if n > spec.max_n:
-        raise GatewayError(ErrorCode.unsupported_value,
-                           f"'n'={n} is more than model '{spec.id}' allows (at most {spec.max_n})", param="n")
+        raise GatewayError(
+            ErrorCode.unsupported_value,
+            f"'n'={n} is more than model '{spec.id}' allows (at most {spec.max_n})",
+            param="n",
+        )
     w, h, res, ar = _size(spec, size_defaults(model, params, images))
-
-    fmt_raw = _str(params, "output_format")
-    fmt = None
-    if fmt_raw is not None:
-        fmt = FORMAT_ALIASES.get(fmt_raw.lower())
-        if fmt is None or fmt not in spec.formats:
-            raise _unsupported("output_format", fmt_raw, spec.formats, spec.id)
-    fmt = fmt or params.get("_default_output_format") or "png"
-    rf = _str(params, "response_format") or "url"
-    if rf not in RESPONSE_FORMATS:
-        raise _unsupported("response_format", rf, RESPONSE_FORMATS, spec.id)
-    background = _choice(params, "background", spec.backgrounds, spec.id, always=("auto",))
-    if background == "transparent" and fmt == "jpeg":
-        raise GatewayError.bad("background", "'background'='transparent' needs output_format png or webp")
+    fmt, rf, background = _output(spec, params, default_format)
     seed = _int(params, "seed", 0, 2**32 - 1)
     if seed is not None and not spec.supports_seed:
         raise _unsupported("seed", seed, None, spec.id)
@@ -225,18 +214,93 @@ def build_request(model: CatalogModel, params: dict[str, Any], *, mode: str = "g
     if user is not None and not isinstance(user, str):
         raise GatewayError.bad("user", "'user' must be a string")
     return ImageRequest(
-        model=spec.id, prompt=prompt, mode=mode, n=n, width=w, height=h, resolution=res, aspect_ratio=ar,
+        model=spec.id,
+        prompt=prompt,
+        mode="edit" if mode == "edit" else "generate",
+        n=n,
+        width=w,
+        height=h,
+        resolution=res,
+        aspect_ratio=ar,
         quality=_choice(params, "quality", spec.qualities, spec.id, always=("auto",)),
         style=_choice(params, "style", spec.styles, spec.id),
         background=background,
         moderation=_choice(params, "moderation", ["low", "auto"], spec.id),
         input_fidelity=_choice(params, "input_fidelity", ["low", "high"], spec.id),
-        seed=seed, negative_prompt=negative, response_format=rf, output_format=fmt,  # type: ignore[arg-type]
-        output_compression=_int(params, "output_compression", 0, 100), user=user, input_region=region,
-        images=images, mask=mask, extra=extra or {},
+        seed=seed,
+        negative_prompt=negative,
+        response_format=rf,
+        output_format=fmt,
+        output_compression=_int(params, "output_compression", 0, 100),
+        user=user,
+        input_region=region,
+        images=images,
+        mask=mask,
     )
 
 
+def _prompt(spec: ModelSpec, params: dict[str, Any]) -> str:
+    prompt = params.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise GatewayError.bad("prompt", "'prompt' must be a string")
+    prompt = (prompt or "").strip()
+    if spec.prompt_required and not prompt:
+        raise GatewayError.bad("prompt", f"'prompt' is required for model '{spec.id}'")
+    if len(prompt) > spec.max_prompt_chars:
+        raise GatewayError.bad("prompt", f"'prompt' is longer than {spec.max_prompt_chars} characters")
+    return prompt
+
+
+def _check_inputs(spec: ModelSpec, mode: str, images: list[ImageInput], mask: ImageInput | None) -> str:
+    """The mode the inputs make (input images make an edit), once the model is known to take them."""
+    if images or mode == "edit":
+        mode = "edit"
+        if not images:
+            raise GatewayError.bad("image", "'image' is required for an edit")
+        caps = set(spec.capabilities)
+        if not caps & {"edit", "multi_image"}:
+            raise _unsupported("image", "(input images)", None, spec.id)
+        if len(images) > 1 and "multi_image" not in caps:
+            raise GatewayError(ErrorCode.unsupported_value, f"model '{spec.id}' takes one input image", param="image")
+        if len(images) > max(spec.max_images, 1):
+            raise GatewayError(
+                ErrorCode.unsupported_value,
+                f"model '{spec.id}' takes at most {spec.max_images} input images",
+                param="image",
+            )
+    if mask is not None:
+        if "mask" not in spec.capabilities:
+            raise _unsupported("mask", "(mask)", None, spec.id)
+        if not images:
+            raise GatewayError.bad("mask", "'mask' needs an 'image' to apply to")
+    return mode
+
+
+def _output(
+    spec: ModelSpec, params: dict[str, Any], default_format: OutputFormat
+) -> tuple[OutputFormat, ResponseFormat, str | None]:
+    """(output_format, response_format, background)."""
+    fmt_raw = _str(params, "output_format")
+    fmt = default_format
+    if fmt_raw is not None:
+        named = FORMAT_ALIASES.get(fmt_raw.lower())
+        if named is None or named not in spec.formats:
+            raise _unsupported("output_format", fmt_raw, spec.formats, spec.id)
+        fmt = named
+    rf_raw = _str(params, "response_format") or "url"
+    rf = RESPONSE_FORMATS.get(rf_raw)
+    if rf is None:
+        raise _unsupported("response_format", rf_raw, list(RESPONSE_FORMATS), spec.id)
+    background = _choice(params, "background", spec.backgrounds, spec.id, always=("auto",))
+    if background == "transparent" and fmt == "jpeg":
+        raise GatewayError.bad("background", "'background'='transparent' needs output_format png or webp")
+    return fmt, rf, background
+
+
 def price_facts(req: ImageRequest) -> dict[str, Any]:
-    return {"quality": req.quality or "auto", "size": req.size or "auto", "resolution": req.resolution or "",
-            "mode": req.mode}
+    return {
+        "quality": req.quality or "auto",
+        "size": req.size or "auto",
+        "resolution": req.resolution or "",
+        "mode": req.mode,
+    }

@@ -2,11 +2,42 @@
 
 from imagegate.domain.errors import STATUS_BY_CODE, TYPE_BY_STATUS, ErrorCode, GatewayError, UpstreamError
 from imagegate.domain.images import (
-    MIME, GeneratedImage, ImageInput, ImageRequest, Mode, OutputFormat, ProviderResult, ResponseFormat,
+    MIME,
+    GeneratedImage,
+    ImageInput,
+    ImageRequest,
+    Mode,
+    OutputFormat,
+    ProviderResult,
+    ResponseFormat,
 )
-from imagegate.domain.tasks import TaskStatus
+from imagegate.domain.submission import IdempotencyKey, ImageRef, Outcome, PendingUpload, RunMode, Submission
+from imagegate.domain.tasks import Caller, OutputImage, TaskError, TaskStatus, TaskView, UploadSlot
 
 __all__ = [
-    "MIME", "STATUS_BY_CODE", "TYPE_BY_STATUS", "ErrorCode", "GatewayError", "GeneratedImage", "ImageInput",
-    "ImageRequest", "Mode", "OutputFormat", "ProviderResult", "ResponseFormat", "TaskStatus", "UpstreamError",
+    "MIME",
+    "STATUS_BY_CODE",
+    "TYPE_BY_STATUS",
+    "Caller",
+    "ErrorCode",
+    "GatewayError",
+    "GeneratedImage",
+    "IdempotencyKey",
+    "ImageInput",
+    "ImageRef",
+    "ImageRequest",
+    "Mode",
+    "Outcome",
+    "OutputFormat",
+    "OutputImage",
+    "PendingUpload",
+    "ProviderResult",
+    "ResponseFormat",
+    "RunMode",
+    "Submission",
+    "TaskError",
+    "TaskStatus",
+    "TaskView",
+    "UpstreamError",
+    "UploadSlot",
 ]

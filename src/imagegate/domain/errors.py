@@ -11,7 +11,7 @@ import enum
 from typing import Any
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """Stable machine-readable error codes; each maps to one HTTP status."""
 
     invalid_request = "invalid_request"
@@ -107,7 +107,7 @@ class GatewayError(Exception):
         return {"message": self.message, "type": self.type, "param": self.param, "code": self.code.value}
 
     @classmethod
-    def bad(cls, param: str, message: str) -> "GatewayError":
+    def bad(cls, param: str, message: str) -> GatewayError:
         return cls(ErrorCode.invalid_request, message, param=param)
 
 
@@ -146,5 +146,3 @@ class UpstreamError(Exception):
 
     def to_gateway(self) -> GatewayError:
         return GatewayError(self.code, self.message, param=self.param, retry_after=self.retry_after)
-
-

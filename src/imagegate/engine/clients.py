@@ -1,13 +1,21 @@
-"""HTTP clients for upstream calls: one pooled client for real hosts, or the sandbox's fakes."""
+"""HTTP clients for upstream calls: one pooled client for real hosts, or a provider's fake in the sandbox."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from imagegate.providers.base import Deployment
+from imagegate.catalog import Deployment
+
+
+class Fakes(Protocol):
+    """Where the sandbox finds a provider's fake (see :class:`imagegate.testing.sandbox.Sandbox`)."""
+
+    def has_fake(self, provider: str) -> bool: ...
+
+    def client(self, provider: str) -> httpx.AsyncClient: ...
 
 
 class BoundedClient(httpx.AsyncClient):
@@ -21,27 +29,27 @@ class BoundedClient(httpx.AsyncClient):
         super().__init__(*args, **kwargs)
         self._gate = asyncio.Semaphore(max_in_flight)
 
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         async with self._gate:
             return await super().send(request, **kwargs)
 
 
 class UpstreamClients:
-    def __init__(self, sandbox: object | None = None) -> None:
-        self.sandbox = sandbox  # imagegate.testing.sandbox.Sandbox when serving --sandbox
+    def __init__(self, fakes: Fakes | None = None) -> None:
+        self.fakes = fakes  # serving --sandbox: providers with a fake talk to it, in process
         self._shared = BoundedClient(
             limits=httpx.Limits(max_connections=160, max_keepalive_connections=96),
-            timeout=httpx.Timeout(120.0, connect=10.0), trust_env=False, max_in_flight=128,
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            trust_env=False,
+            max_in_flight=128,
         )
         self._fakes: dict[str, httpx.AsyncClient] = {}
 
     def client_for(self, deployment: Deployment) -> httpx.AsyncClient:
-        if self.sandbox is None:
-            return self._shared
-        if deployment.provider == "builtin":
+        if self.fakes is None or not self.fakes.has_fake(deployment.provider):
             return self._shared
         if deployment.provider not in self._fakes:
-            self._fakes[deployment.provider] = self.sandbox.client(deployment.provider)  # type: ignore[attr-defined]
+            self._fakes[deployment.provider] = self.fakes.client(deployment.provider)
         return self._fakes[deployment.provider]
 
     async def aclose(self) -> None:

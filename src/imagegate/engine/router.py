@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from imagegate.catalog import CatalogModel
+from imagegate.catalog import CatalogModel, Deployment
 from imagegate.domain import ErrorCode, ImageRequest, ProviderResult, UpstreamError
-from imagegate.providers.base import Deployment, PollResult, Provider
+from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.registry import provider_class
 
+T = TypeVar("T")
 OnSubmit = Callable[[Deployment, dict[str, Any]], Awaitable[None]]
 OnProgress = Callable[[PollResult], Awaitable[None]]
 
@@ -75,9 +77,18 @@ class RouteOutcome:
 
 
 class Router:
-    def __init__(self, clients: ClientSource, *, retries: int = 2, backoff: float = 0.5, max_backoff: float = 20.0,
-                 breaker_threshold: int = 5, breaker_cooldown: float = 30.0, poll_interval: float | None = None,
-                 max_poll_seconds: float = 900.0) -> None:
+    def __init__(
+        self,
+        clients: ClientSource,
+        *,
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_backoff: float = 20.0,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 30.0,
+        poll_interval: float | None = None,
+        max_poll_seconds: float = 900.0,
+    ) -> None:
         self.clients = clients
         self.retries = retries
         self.backoff = backoff
@@ -107,13 +118,20 @@ class Router:
         """Ready deployments in catalog order; the client's region first; weights shuffle equals."""
         ready = [d for d in model.deployments if d.ready]
         if any(d.weight != 1 for d in ready):
-            ready = sorted(ready, key=lambda d: -random.random() ** (1.0 / max(d.weight, 1)))
+            ready = sorted(ready, key=lambda d: -(random.random() ** (1.0 / max(d.weight, 1))))
         if req.input_region:
             ready.sort(key=lambda d: d.region != req.input_region)
         return ready
 
-    async def run(self, model: CatalogModel, req: ImageRequest, *, on_submit: OnSubmit, on_progress: OnProgress,
-                  resume: tuple[str, dict[str, Any]] | None = None) -> RouteOutcome:
+    async def run(
+        self,
+        model: CatalogModel,
+        req: ImageRequest,
+        *,
+        on_submit: OnSubmit,
+        on_progress: OnProgress,
+        resume: tuple[str, dict[str, Any]] | None = None,
+    ) -> RouteOutcome:
         attempts: list[dict[str, Any]] = []
         if resume is not None:
             dep = next((d for d in model.deployments if d.id == resume[0]), None)
@@ -148,8 +166,15 @@ class Router:
         assert last is not None
         raise last
 
-    async def _run_one(self, model: CatalogModel, dep: Deployment, req: ImageRequest, on_submit: OnSubmit, on_progress: OnProgress,
-                       attempts: list[dict[str, Any]]) -> ProviderResult:
+    async def _run_one(
+        self,
+        model: CatalogModel,
+        dep: Deployment,
+        req: ImageRequest,
+        on_submit: OnSubmit,
+        on_progress: OnProgress,
+        attempts: list[dict[str, Any]],
+    ) -> ProviderResult:
         provider = self.provider(model, dep)
         limit = self._limit(dep)
         if limit is not None:
@@ -164,8 +189,9 @@ class Router:
             if limit is not None:
                 limit.release()
 
-    async def _with_retries(self, dep: Deployment, attempts: list[dict[str, Any]],
-                            call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _with_retries(
+        self, dep: Deployment, attempts: list[dict[str, Any]], call: Callable[[], Awaitable[T]]
+    ) -> T:
         for attempt in range(self.retries + 1):
             started = time.monotonic()
             try:
@@ -173,8 +199,9 @@ class Router:
                     async with asyncio.timeout(dep.timeout):  # a whole-call deadline, whatever the transport
                         out = await call()
                 except TimeoutError as exc:
-                    raise UpstreamError(ErrorCode.upstream_timeout,
-                                        f"{dep.provider}: no answer within {dep.timeout:g}s") from exc
+                    raise UpstreamError(
+                        ErrorCode.upstream_timeout, f"{dep.provider}: no answer within {dep.timeout:g}s"
+                    ) from exc
                 attempts.append({"deployment": dep.id, "ok": True, "ms": int((time.monotonic() - started) * 1000)})
                 return out
             except UpstreamError as exc:
@@ -187,24 +214,18 @@ class Router:
     def _delay(self, attempt: int, exc: UpstreamError) -> float:
         if exc.retry_after is not None:
             return min(max(exc.retry_after, 0.0), self.max_backoff)
-        return min(self.backoff * (2 ** attempt) * (0.5 + random.random()), self.max_backoff)
+        return min(self.backoff * (2.0**attempt) * (0.5 + random.random()), self.max_backoff)
 
-    async def _poll_until_done(self, provider: Provider, dep: Deployment, handle: dict[str, Any],
-                               on_progress: OnProgress, on_submit: OnSubmit) -> ProviderResult:
-        fixed = self.poll_interval is not None
-        interval = self.poll_interval if fixed else dep.poll_interval
-        # long jobs are polled less and less often (x1.5 per poll, up to 8x the base, with jitter),
-        # so thousands of jobs in flight cost a steady trickle of polls, not a flood
-        ceiling = float(dep.options.get("max_poll_interval", dep.poll_interval * 8))
+    async def _poll_until_done(
+        self, provider: Provider, dep: Deployment, handle: dict[str, Any], on_progress: OnProgress, on_submit: OnSubmit
+    ) -> ProviderResult:
+        """Poll a submitted job to its end; transient poll errors retry the poll, never the submit."""
+        clock = PollClock(dep, self.poll_interval)
         deadline = time.monotonic() + self.max_poll_seconds
         failures = 0
         while True:
             try:
-                try:
-                    async with asyncio.timeout(dep.timeout):
-                        status = await provider.poll(handle)
-                except TimeoutError as exc:
-                    raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: poll timed out") from exc
+                status = await self._poll_once(provider, dep, handle)
                 failures = 0
             except UpstreamError as exc:
                 if not exc.retryable or failures >= 5:
@@ -222,6 +243,33 @@ class Router:
             await on_progress(status)
             if time.monotonic() > deadline:
                 raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: job did not finish in time")
-            await asyncio.sleep(interval if fixed else interval * (0.9 + random.random() * 0.2))
-            if not fixed:
-                interval = min(interval * 1.5, ceiling)
+            await asyncio.sleep(clock.next())
+
+    @staticmethod
+    async def _poll_once(provider: Provider, dep: Deployment, handle: dict[str, Any]) -> PollResult:
+        try:
+            async with asyncio.timeout(dep.timeout):
+                return await provider.poll(handle)
+        except TimeoutError as exc:
+            raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: poll timed out") from exc
+
+
+class PollClock:
+    """The waits between polls of one job.
+
+    Long jobs are polled less and less often (x1.5 per poll, up to 8x the base, with jitter), so
+    thousands of jobs in flight cost a steady trickle of polls, not a flood. A fixed interval
+    (the sandbox's) stays fixed.
+    """
+
+    def __init__(self, dep: Deployment, fixed: float | None) -> None:
+        self.fixed = fixed
+        self.interval = dep.poll_interval
+        self.ceiling = float(dep.options.get("max_poll_interval", dep.poll_interval * 8))
+
+    def next(self) -> float:
+        if self.fixed is not None:
+            return self.fixed
+        wait = self.interval * (0.9 + random.random() * 0.2)
+        self.interval = min(self.interval * 1.5, self.ceiling)
+        return wait

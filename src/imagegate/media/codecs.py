@@ -41,8 +41,9 @@ def probe(data: bytes, param: str = "image") -> Probe:
             fmt = FORMAT_BY_PIL.get(img.format or "", (img.format or "unknown").lower())
             w, h = img.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise GatewayError(ErrorCode.invalid_image, f"'{param}' is not a decodable image ({exc.__class__.__name__})",
-                           param=param) from exc
+        raise GatewayError(
+            ErrorCode.invalid_image, f"'{param}' is not a decodable image ({exc.__class__.__name__})", param=param
+        ) from exc
     return Probe(format=fmt, mime=MIME.get(fmt, f"image/{fmt}"), width=w, height=h)
 
 
@@ -61,7 +62,7 @@ def encode(img: Image.Image, fmt: str, compression: int | None = None) -> bytes:
     """Encode to png/jpeg/webp. ``compression`` is OpenAI's 0-100 (100 = best quality)."""
     pil = PIL_FORMAT[fmt]
     buf = io.BytesIO()
-    kw: dict = {}
+    kw: dict[str, int] = {}
     if pil == "JPEG":
         if img.mode not in ("RGB", "L"):
             img = _flatten(img)
@@ -114,20 +115,5 @@ def edit_area(mask: bytes, size: tuple[int, int]) -> Image.Image:
     else:
         area = m.convert("L")
     if area.size != size:
-        area = area.resize(size, Image.NEAREST)
+        area = area.resize(size, Image.Resampling.NEAREST)
     return area
-
-
-def mask_to_grayscale(mask: bytes) -> bytes:
-    """OpenAI alpha mask -> white-means-edit grayscale PNG (Stability, BFL fill, DashScope)."""
-    m = open_image(mask)
-    return encode(edit_area(mask, m.size), "png")
-
-
-def mask_to_alpha(mask: bytes) -> bytes:
-    """Grayscale white-means-edit mask -> OpenAI RGBA mask with alpha 0 where to edit."""
-    m = open_image(mask)
-    area = edit_area(mask, m.size)
-    out = Image.new("RGBA", m.size, (0, 0, 0, 255))
-    out.putalpha(ImageOps.invert(area))
-    return encode(out, "png")

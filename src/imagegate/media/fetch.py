@@ -37,15 +37,14 @@ class NetworkPolicy:
     def rewrite(self, url: str) -> str:
         for prefix, repl in self.rewrites.items():
             if url.startswith(prefix):
-                return repl + url[len(prefix):]
+                return repl + url[len(prefix) :]
         return url
 
 
 def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-            or ip.is_unspecified)
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
 
 
 async def check_url(url: str, policy: NetworkPolicy, param: str) -> None:
@@ -63,10 +62,11 @@ async def check_url(url: str, policy: NetworkPolicy, param: str) -> None:
             infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise GatewayError.bad(param, f"'{param}' host {host!r} cannot be resolved") from exc
-        ips = [ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos]
+        ips = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
     if any(_blocked(ip) for ip in ips):
-        raise GatewayError(ErrorCode.forbidden, f"'{param}' points to a private or local network address",
-                           param=param, status=400)
+        raise GatewayError(
+            ErrorCode.forbidden, f"'{param}' points to a private or local network address", param=param, status=400
+        )
 
 
 async def fetch_url(client: httpx.AsyncClient, url: str, policy: NetworkPolicy, param: str) -> bytes:
@@ -79,8 +79,9 @@ async def fetch_url(client: httpx.AsyncClient, url: str, policy: NetworkPolicy, 
                     url = urljoin(url, resp.headers["location"])
                     continue
                 if resp.status_code != 200:
-                    raise GatewayError(ErrorCode.invalid_image,
-                                       f"'{param}' URL answered HTTP {resp.status_code}", param=param)
+                    raise GatewayError(
+                        ErrorCode.invalid_image, f"'{param}' URL answered HTTP {resp.status_code}", param=param
+                    )
                 declared = resp.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > policy.max_bytes:
                     raise _too_large(param, policy.max_bytes)
@@ -99,8 +100,9 @@ async def fetch_url(client: httpx.AsyncClient, url: str, policy: NetworkPolicy, 
 
 
 def _too_large(param: str, limit: int) -> GatewayError:
-    return GatewayError(ErrorCode.payload_too_large,
-                        f"'{param}' is larger than the {limit // (1024 * 1024)} MB limit", param=param)
+    return GatewayError(
+        ErrorCode.payload_too_large, f"'{param}' is larger than the {limit // (1024 * 1024)} MB limit", param=param
+    )
 
 
 def decode_base64(text: str, param: str) -> bytes:

@@ -20,7 +20,7 @@ def _palette(prompt: str, seed: int | None, index: int) -> tuple[tuple[int, int,
 def render(prompt: str, width: int, height: int, *, seed: int | None = None, index: int = 0) -> Image.Image:
     """An RGB picture: a two-colour diagonal gradient with a band whose place depends on the prompt."""
     a, b = _palette(prompt, seed, index)
-    ramp = Image.linear_gradient("L").rotate(45, expand=False).resize((width, height), Image.BILINEAR)
+    ramp = Image.linear_gradient("L").rotate(45, expand=False).resize((width, height), Image.Resampling.BILINEAR)
     img = ImageOps.colorize(ramp, black=a, white=b)
     draw = ImageDraw.Draw(img)
     band = (hashlib.sha256(f"{prompt}{seed}".encode()).digest()[6] / 255.0) * 0.8 + 0.1
@@ -34,7 +34,7 @@ def encode(img: Image.Image, fmt: str = "png", quality: int | None = None) -> by
     pil_fmt = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt.lower()]
     if pil_fmt == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
-    kw: dict = {}
+    kw: dict[str, int] = {}
     if pil_fmt in ("JPEG", "WEBP"):
         kw["quality"] = quality if quality is not None else 90
     if pil_fmt == "PNG":
@@ -43,6 +43,7 @@ def encode(img: Image.Image, fmt: str = "png", quality: int | None = None) -> by
     return buf.getvalue()
 
 
-def render_bytes(prompt: str, width: int, height: int, fmt: str = "png", *, seed: int | None = None,
-                 index: int = 0) -> bytes:
+def render_bytes(
+    prompt: str, width: int, height: int, fmt: str = "png", *, seed: int | None = None, index: int = 0
+) -> bytes:
     return encode(render(prompt, width, height, seed=seed, index=index), fmt)

@@ -1,65 +1,55 @@
-"""Webhook outbox and delivery: one durable Delivery row per finished task, sent until a 2xx.
+"""Webhook delivery: one durable outbox row per finished task, sent until a 2xx.
 
-The row is written by an engine terminal hook inside the transaction that finishes the task,
-so a task can never finish without its webhook being scheduled. A background service claims
-due rows (a conditional UPDATE that pushes ``next_at`` forward by a lease, so two processes
-never send the same attempt at once and a crashed sender's claim simply runs out), renders
-the payload fresh at send time (signed image URLs must not have expired), signs it with the
-key's ``whsec_`` secret (Standard Webhooks) and records every attempt.
-
-Dialects choose the body: :func:`register_payload` maps ``task.dialect`` to a renderer; the
-signature headers and the retry promise are the same for all of them.
+The row is written in the transaction that finishes the task (see :mod:`imagegate.db.tasks`),
+so a task can never finish without its webhook being scheduled. This service claims due rows
+under a lease, renders the body fresh at send time (signed image URLs must not have expired)
+with the body of the dialect that created the task, signs it with the key's ``whsec_`` secret
+(Standard Webhooks), POSTs it and records every attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.repo import aware, new_id
+from imagegate.db.database import aware
+from imagegate.db.deliveries import DELIVERED, FAILED, PENDING, STOPPED, DeliveryStore
 from imagegate.db.tables import ApiKey, Delivery, DeliveryAttempt, Task, utcnow
-from imagegate.domain import GatewayError
-from imagegate.media.fetch import check_url
+from imagegate.domain import GatewayError, TaskView
+from imagegate.engine.views import Views
+from imagegate.media.fetch import NetworkPolicy, check_url
 from imagegate.webhooks import signing
 
 log = logging.getLogger("imagegate.webhooks")
 
-PENDING, DELIVERED, FAILED, STOPPED = "pending", "delivered", "failed", "stopped"
 MAX_GAP = 3600.0  # the longest wait between two attempts (before scaling)
 MAX_RETRY_AFTER = 3600.0
+#: a dialect's webhook body for a finished task
+WebhookBody = Callable[[TaskView], bytes]
 
 
-@dataclass
-class Payload:
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    timeout: float  # seconds per attempt
+    retry_window: float  # keep re-sending for this long after the task ended
+    backoff_scale: float = 1.0  # multiplies the gaps between attempts (tests shrink them)
+    public_base_url: str | None = None
+
+
+@dataclass(slots=True)
+class Attempt:
+    code: int | None
+    error: str | None
+    retry_after: float | None
     body: bytes
-    headers: dict[str, str] = field(default_factory=dict)  # extra headers (the signature ones are added)
-
-
-#: (gw, task, base_url) -> the body a dialect's clients expect
-PayloadRenderer = Callable[[Any, Task, str], Awaitable[Payload]]
-RENDERERS: dict[str, PayloadRenderer] = {}
-
-
-def register_payload(dialect: str, renderer: PayloadRenderer) -> None:
-    """Let a dialect send its own webhook body for the tasks it created."""
-    RENDERERS[dialect] = renderer
-
-
-async def task_view_payload(gw: Any, task: Task, base: str) -> Payload:
-    """The default body: the task object exactly as GET /v1/tasks/{id} shows it."""
-    from imagegate.api.render import task_view
-
-    view = await task_view(gw, task, base)
-    return Payload(json.dumps(view, separators=(",", ":")).encode())
+    ms: int = 0
 
 
 def retry_gap(failures: int, scale: float = 1.0) -> float:
@@ -67,26 +57,33 @@ def retry_gap(failures: int, scale: float = 1.0) -> float:
     return min(2.0 ** max(0, failures - 1), MAX_GAP) * scale
 
 
-def base_url_of(gw: Any, task: Task) -> str:
-    """Where the task's links should point: the configured public URL, else the host it was created on."""
-    if gw.settings.public_base_url:
-        return gw.settings.public_base_url.rstrip("/")
-    extra = (task.request or {}).get("extra") or {}
-    return str(extra.get("base_url") or "http://localhost").rstrip("/")
-
-
-async def write_outbox(s: AsyncSession, task: Task) -> None:
-    """Terminal hook: schedule the task's webhook in the same transaction as its final state."""
-    if task.callback_url:
-        s.add(Delivery(id=new_id("msg"), task_id=task.id, key_id=task.key_id, url=task.callback_url, payload="",
-                       status=PENDING, attempts=0, next_at=utcnow(), created_at=utcnow()))
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return min(float(value.strip()), MAX_RETRY_AFTER)
+    return None
 
 
 class DeliveryService:
-    """Sends due deliveries; started and stopped with the app (``gw.background``)."""
+    """Sends due deliveries while the process runs (``start`` / ``stop``)."""
 
-    def __init__(self, gw: Any, *, idle: float = 0.25, concurrency: int = 16) -> None:
-        self.gw = gw
+    def __init__(
+        self,
+        store: DeliveryStore,
+        views: Views,
+        bodies: Mapping[str, WebhookBody],
+        default_body: WebhookBody,
+        network: NetworkPolicy,
+        policy: DeliveryPolicy,
+        *,
+        idle: float = 0.25,
+        concurrency: int = 16,
+    ) -> None:
+        self.store = store
+        self.views = views
+        self.bodies = bodies
+        self.default_body = default_body
+        self.network = network
+        self.policy = policy
         self.idle = idle
         self._sem = asyncio.Semaphore(concurrency)
         self._loop_task: asyncio.Task[None] | None = None
@@ -95,11 +92,12 @@ class DeliveryService:
 
     @property
     def lease(self) -> float:
-        return float(self.gw.settings.webhook_timeout) + 2.0
+        return self.policy.timeout + 2.0
 
     async def start(self) -> None:
-        self.client = httpx.AsyncClient(trust_env=False, follow_redirects=False,
-                                        headers={"user-agent": "imagegate-webhooks/0.1"})
+        self.client = httpx.AsyncClient(
+            trust_env=False, follow_redirects=False, headers={"user-agent": "imagegate-webhooks/0.1"}
+        )
         self._loop_task = asyncio.create_task(self._loop(), name="imagegate-webhooks")
 
     async def stop(self) -> None:
@@ -113,7 +111,7 @@ class DeliveryService:
     async def _loop(self) -> None:
         while True:
             try:
-                claimed = await self.claim_due()
+                claimed = await self.store.claim_due(utcnow(), self.lease)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a DB hiccup must not end delivery for the life of the process
@@ -124,21 +122,6 @@ class DeliveryService:
                 self._sending.add(t)
                 t.add_done_callback(self._sending.discard)
             await asyncio.sleep(0.01 if claimed else self.idle)
-
-    async def claim_due(self, limit: int = 32) -> list[str]:
-        now = utcnow()
-        async with self.gw.db.session() as s:
-            due = list((await s.execute(select(Delivery.id).where(Delivery.status == PENDING, Delivery.next_at <= now)
-                                        .order_by(Delivery.next_at).limit(limit))).scalars())
-        claimed = []
-        for delivery_id in due:
-            async with self.gw.db.session.begin() as s:
-                res = await s.execute(update(Delivery).where(
-                    Delivery.id == delivery_id, Delivery.status == PENDING, Delivery.next_at <= now,
-                ).values(next_at=now + timedelta(seconds=self.lease)))
-            if res.rowcount == 1:
-                claimed.append(delivery_id)
-        return claimed
 
     async def _send_guarded(self, delivery_id: str) -> None:
         async with self._sem:
@@ -151,86 +134,58 @@ class DeliveryService:
 
     async def send(self, delivery_id: str) -> None:
         """One attempt: render, sign, POST, record."""
-        async with self.gw.db.session() as s:
-            d = (await s.execute(select(Delivery).where(Delivery.id == delivery_id))).scalar_one_or_none()
-            task = (await s.execute(select(Task).where(Task.id == d.task_id))).scalar_one_or_none() if d else None
-            key = (await s.execute(select(ApiKey).where(ApiKey.id == d.key_id))).scalar_one_or_none() if d else None
+        d, task, key = await self.store.load(delivery_id)
         if d is None or d.status != PENDING:
             return
         if task is None or key is None:
-            await self._record(d, None, "the task or its key no longer exists", 0, None, b"", final=STOPPED)
+            await self._record(d, Attempt(None, "the task or its key no longer exists", None, b""), final=STOPPED)
             return
         started = time.monotonic()
-        code, error, retry_after, body = await self._post(d, task, key)
-        await self._record(d, code, error, int((time.monotonic() - started) * 1000), retry_after, body)
+        attempt = await self._post(d, task, key)
+        attempt.ms = int((time.monotonic() - started) * 1000)
+        await self._record(d, attempt)
 
-    async def _post(self, d: Delivery, task: Task, key: ApiKey) -> tuple[int | None, str | None, float | None, bytes]:
-        timeout = float(self.gw.settings.webhook_timeout)
+    def base_url_of(self, task: Task) -> str:
+        """Where the task's links should point: the configured public URL, else the host it was created on."""
+        if self.policy.public_base_url:
+            return self.policy.public_base_url.rstrip("/")
+        extra = (task.request or {}).get("extra") or {}
+        return str(extra.get("base_url") or "http://localhost").rstrip("/")
+
+    async def _post(self, d: Delivery, task: Task, key: ApiKey) -> Attempt:
+        timeout = self.policy.timeout
         body = b""
         try:
-            await check_url(d.url, self.gw.policy, "callback_url")  # the policy holds at send time too
-            renderer = RENDERERS.get(task.dialect, task_view_payload)
-            payload = await renderer(self.gw, task, base_url_of(self.gw, task))
-            body = payload.body
-            headers = {"content-type": "application/json", **payload.headers,
-                       **signing.headers(key.webhook_secret, d.id, body)}
-            assert self.client is not None
+            await check_url(d.url, self.network, "callback_url")  # the policy holds at send time too
+            view = await self.views.view(task, self.base_url_of(task))
+            body = self.bodies.get(task.dialect, self.default_body)(view)
+            headers = {"content-type": "application/json", **signing.headers(key.webhook_secret, d.id, body)}
+            assert self.client is not None, "start() opens the client"
             async with self.client.stream("POST", d.url, content=body, headers=headers, timeout=timeout) as resp:
-                return resp.status_code, None, _retry_after(resp.headers.get("retry-after")), body
+                return Attempt(resp.status_code, None, _retry_after(resp.headers.get("retry-after")), body)
         except GatewayError as exc:
-            return None, exc.message, None, body
+            return Attempt(None, exc.message, None, body)
         except httpx.TimeoutException:
-            return None, f"timed out after {timeout:g}s", None, body
+            return Attempt(None, f"timed out after {timeout:g}s", None, body)
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500], None, body
+            return Attempt(None, f"{type(exc).__name__}: {exc}"[:500], None, body)
 
-    async def _record(self, d: Delivery, code: int | None, error: str | None, duration_ms: int,
-                      retry_after: float | None, body: bytes, final: str | None = None) -> None:
+    async def _record(self, d: Delivery, a: Attempt, final: str | None = None) -> None:
         now = utcnow()
         failures = d.attempts + 1
         values: dict[str, Any] = {"attempts": failures}
-        if body:
-            values["payload"] = body.decode("utf-8", "replace")
-        if code is not None and 200 <= code < 300:
+        if a.body:
+            values["payload"] = a.body.decode("utf-8", "replace")
+        ok = a.code is not None and 200 <= a.code < 300
+        if ok:
             values.update(status=DELIVERED, delivered_at=now)
-        elif final is not None or code == 410:
+        elif final is not None or a.code == 410:
             values["status"] = final or STOPPED  # 410 Gone: the receiver asked us to stop
-        elif now >= aware(d.created_at) + timedelta(seconds=self.gw.settings.webhook_retry_window):  # type: ignore[operator]
+        elif now >= aware(d.created_at) + timedelta(seconds=self.policy.retry_window):
             values["status"] = FAILED
         else:
-            gap = retry_gap(failures, self.gw.settings.webhook_backoff_scale)
-            values["next_at"] = now + timedelta(seconds=max(gap, retry_after or 0.0))
-        if code is not None and not 200 <= code < 300 and error is None:
-            error = f"HTTP {code}"
-        async with self.gw.db.session.begin() as s:
-            s.add(DeliveryAttempt(delivery_id=d.id, at=now, status_code=code, error=error, duration_ms=duration_ms))
-            await s.execute(update(Delivery).where(Delivery.id == d.id, Delivery.status == PENDING).values(**values))
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return min(float(value.strip()), MAX_RETRY_AFTER)
-    return None
-
-
-async def deliveries_of(gw: Any, task_id: str) -> list[dict[str, Any]]:
-    """The task's deliveries with every attempt, for GET /v1/tasks/{id}/deliveries."""
-    async with gw.db.session() as s:
-        rows = list((await s.execute(select(Delivery).where(Delivery.task_id == task_id)
-                                     .order_by(Delivery.created_at))).scalars())
-        attempts = list((await s.execute(select(DeliveryAttempt).where(
-            DeliveryAttempt.delivery_id.in_([d.id for d in rows])).order_by(DeliveryAttempt.id))).scalars())
-    out = []
-    for d in rows:
-        out.append({
-            "id": d.id, "object": "webhook.delivery", "url": d.url, "status": d.status,
-            "attempt_count": d.attempts, "created_at": _ts(d.created_at), "delivered_at": _ts(d.delivered_at),
-            "next_attempt_at": _ts(d.next_at) if d.status == PENDING else None,
-            "attempts": [{"at": _ts(a.at), "status_code": a.status_code, "error": a.error,
-                          "duration_ms": a.duration_ms} for a in attempts if a.delivery_id == d.id],
-        })
-    return out
-
-
-def _ts(dt: datetime | None) -> float | None:
-    return round(aware(dt).timestamp(), 3) if dt is not None else None  # type: ignore[union-attr]
+            gap = retry_gap(failures, self.policy.backoff_scale)
+            values["next_at"] = now + timedelta(seconds=max(gap, a.retry_after or 0.0))
+        error = a.error if ok or a.code is None or a.error is not None else f"HTTP {a.code}"
+        attempt = DeliveryAttempt(delivery_id=d.id, at=now, status_code=a.code, error=error, duration_ms=a.ms)
+        await self.store.record(d, attempt, values)

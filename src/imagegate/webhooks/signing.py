@@ -17,7 +17,7 @@ TOLERANCE = 300  # seconds either side, as the reference receivers use
 
 
 def secret_bytes(secret: str) -> bytes:
-    raw = secret[len(PREFIX):] if secret.startswith(PREFIX) else secret
+    raw = secret[len(PREFIX) :] if secret.startswith(PREFIX) else secret
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:

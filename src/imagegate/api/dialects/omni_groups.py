@@ -77,15 +77,19 @@ def _size_schema(spec: ModelSpec) -> dict[str, Any] | None:
             desc += f", at most {r.max_pixels} pixels"
         if spec.sizes:
             desc += f"; e.g. {', '.join(spec.sizes)}"
-        return {"type": "string", "pattern": r"^(auto|\d+x\d+)$", "description": desc,
-                "default": _default_size(spec, "auto")}
+        return {
+            "type": "string",
+            "pattern": r"^(auto|\d+x\d+)$",
+            "description": desc,
+            "default": _default_size(spec, "auto"),
+        }
     if spec.sizes:
         values = (["auto"] if spec.allow_auto_size else []) + list(spec.sizes)
         return {**_enum(values, "output size"), "default": _default_size(spec, values[0])}
     return None
 
 
-def _default_size(spec: Any, fallback: str) -> str:
+def _default_size(spec: ModelSpec, fallback: str) -> str:
     """What an omitted size becomes (see catalog.validate.size_defaults)."""
     if spec.upstream_auto_size:
         return "auto"
@@ -94,8 +98,13 @@ def _default_size(spec: Any, fallback: str) -> str:
 
 def input_schema(spec: ModelSpec, task_type: str) -> dict[str, Any]:
     """JSON Schema of ``input`` for one task type of one model, from its catalog capabilities."""
-    props: dict[str, Any] = {"prompt": {"type": "string", "maxLength": spec.max_prompt_chars,
-                                        "description": "what to generate or how to change the input"}}
+    props: dict[str, Any] = {
+        "prompt": {
+            "type": "string",
+            "maxLength": spec.max_prompt_chars,
+            "description": "what to generate or how to change the input",
+        }
+    }
     required = ["prompt"] if spec.prompt_required else []
     size = _size_schema(spec)
     if size is not None:
@@ -117,21 +126,33 @@ def input_schema(spec: ModelSpec, task_type: str) -> dict[str, Any]:
     if spec.supports_negative_prompt:
         props["negative_prompt"] = {"type": "string"}
     for f in file_fields(spec, task_type):
-        one = {"type": "string", "contentMediaType": "image/*",
-               "description": "http(s) URL, data URI or base64; or upload it with files_to_upload[] "
-                              f"(field '{f.name}')"}
-        props[f.name] = ({"type": "array", "items": one, "minItems": f.min_count, "maxItems": f.max_count}
-                         if f.multiple else one)
+        one = {
+            "type": "string",
+            "contentMediaType": "image/*",
+            "description": f"http(s) URL, data URI or base64; or upload it with files_to_upload[] (field '{f.name}')",
+        }
+        props[f.name] = (
+            {"type": "array", "items": one, "minItems": f.min_count, "maxItems": f.max_count} if f.multiple else one
+        )
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
 
 
 def output_schema(spec: ModelSpec) -> dict[str, Any]:
-    image = {"type": "object", "required": ["url", "content_type"], "properties": {
-        "url": {"type": "string", "format": "uri", "description": "signed object-storage URL (expires)"},
-        "content_type": {"type": "string", "enum": [MIME[f] for f in spec.formats if f in MIME]},
-        "width": {"type": "integer"}, "height": {"type": "integer"}}}
-    return {"type": "object", "required": ["images"], "properties": {
-        "images": {"type": "array", "items": image, "minItems": 1, "maxItems": spec.max_n}}}
+    image = {
+        "type": "object",
+        "required": ["url", "content_type"],
+        "properties": {
+            "url": {"type": "string", "format": "uri", "description": "signed object-storage URL (expires)"},
+            "content_type": {"type": "string", "enum": [MIME[f] for f in spec.formats if f in MIME]},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["images"],
+        "properties": {"images": {"type": "array", "items": image, "minItems": 1, "maxItems": spec.max_n}},
+    }
 
 
 class Groups:
@@ -178,22 +199,36 @@ class Groups:
         return out
 
     def _task_entry(self, m: CatalogModel, tt: str) -> dict[str, Any]:
-        return {"task_type": tt, "model": m.id, "input_schema": input_schema(m.spec, tt),
-                "output_schema": output_schema(m.spec),
-                "files": [{"field": f.name, "role": f.role, "min": f.min_count, "max": f.max_count}
-                          for f in file_fields(m.spec, tt)],
-                "price": m.price_for(next((d for d in m.deployments if d.ready), None)).describe()}
+        return {
+            "task_type": tt,
+            "model": m.id,
+            "input_schema": input_schema(m.spec, tt),
+            "output_schema": output_schema(m.spec),
+            "files": [
+                {"field": f.name, "role": f.role, "min": f.min_count, "max": f.max_count}
+                for f in file_fields(m.spec, tt)
+            ],
+            "price": m.price_for(next((d for d in m.deployments if d.ready), None)).describe(),
+        }
 
     def _describe_aio(self) -> dict[str, Any]:
-        return {"model_group": AIO, "name": "Omni Image All-in-One",
-                "description": "each task type runs on the best ready model for it",
-                "status": "ready" if self.aio else "not_ready",
-                "task_types": [self._task_entry(m, tt) for tt, m in self.aio.items()]}
+        return {
+            "model_group": AIO,
+            "name": "Omni Image All-in-One",
+            "description": "each task type runs on the best ready model for it",
+            "status": "ready" if self.aio else "not_ready",
+            "task_types": [self._task_entry(m, tt) for tt, m in self.aio.items()],
+        }
 
     def _describe_model(self, m: CatalogModel) -> dict[str, Any]:
-        group = {"model_group": m.id, "name": m.id, "description": m.spec.description,
-                 "owned_by": m.spec.owned_by, "status": "ready" if m.ready else "not_ready",
-                 "task_types": [self._task_entry(m, tt) for tt in task_types(m.spec)]}
+        group: dict[str, Any] = {
+            "model_group": m.id,
+            "name": m.id,
+            "description": m.spec.description,
+            "owned_by": m.spec.owned_by,
+            "status": "ready" if m.ready else "not_ready",
+            "task_types": [self._task_entry(m, tt) for tt in task_types(m.spec)],
+        }
         if not m.ready:
             group["not_ready_reason"] = m.not_ready_reason
         return group

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from imagegate.db.tables import Base
@@ -14,15 +15,19 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -39,4 +44,4 @@ if context.is_offline_mode():
 elif (conn := config.attributes.get("connection")) is not None:
     _run(conn)
 else:
-    asyncio.run(_run_async(os.environ.get("IMAGEGATE_DATABASE_URL") or config.get_main_option("sqlalchemy.url")))
+    asyncio.run(_run_async(os.environ.get("IMAGEGATE_DATABASE_URL") or config.get_main_option("sqlalchemy.url") or ""))

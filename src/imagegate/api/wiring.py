@@ -1,0 +1,99 @@
+"""One router per dialect: its create and task routes as endpoints over the core.
+
+Every endpoint authenticates, reads the body (bounded), parses with the dialect, submits to the
+core and renders with the dialect. Errors, including those raised while resolving the caller's
+key, leave in the dialect's own envelope: the routes use a route class that hands any
+:class:`GatewayError` to ``dialect.render_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+from imagegate.api.body import idempotency_key, read_body
+from imagegate.api.deps import CurrentKey, GatewayDep
+from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute
+from imagegate.db.database import BUSY
+from imagegate.domain import ErrorCode, GatewayError
+
+log = logging.getLogger("imagegate.api")
+REPLAYED = "Idempotent-Replayed"
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+#: an endpoint; FastAPI reads its dependencies off its signature
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def _error_route(render: Callable[[GatewayError], Response]) -> type[APIRoute]:
+    class DialectRoute(APIRoute):
+        def get_route_handler(self) -> Handler:
+            handler = super().get_route_handler()
+
+            async def run(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except GatewayError as exc:
+                    return render(exc)
+                except BUSY as exc:
+                    log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+                    return render(
+                        GatewayError(ErrorCode.overloaded, "the gateway is overloaded; retry shortly", retry_after=1)
+                    )
+
+            return run
+
+    return DialectRoute
+
+
+def add_dialect(router: APIRouter, dialect: Dialect) -> None:
+    """Add a dialect's routes to ``router`` itself, not as an included router: requests to them are
+    the hot path, and FastAPI matches a flat route list with less work than nested routers."""
+    route_class = _error_route(dialect.render_error)
+    for create in dialect.create_routes:
+        endpoint = _create_endpoint(dialect, create)
+        router.add_api_route(create.path, endpoint, methods=["POST"], route_class_override=route_class)
+    for task in dialect.task_routes:
+        endpoint = _task_endpoint(dialect, task)
+        router.add_api_route(task.path, endpoint, methods=["GET"], route_class_override=route_class)
+    extra = dialect.extra_routes()
+    if extra is not None:
+        router.include_router(extra)
+
+
+def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
+    async def create(request: Request, gw: GatewayDep, caller: CurrentKey) -> Response:
+        body = await read_body(request, gw.settings.max_request_bytes)
+        idem = await idempotency_key(request, body)
+        ctx = ParseContext(
+            caller=caller,
+            base_url=gw.base_url(request),
+            catalog=gw.catalog,
+            max_image_bytes=gw.settings.max_image_bytes,
+        )
+        submission = await route.parse(request, body, ctx)
+        submission.idempotency = idem
+        outcome = await gw.submitter.submit(submission)
+        response = dialect.render(outcome)
+        response.headers["x-imagegate-task-id"] = outcome.task.id
+        if outcome.replayed:
+            response.headers[REPLAYED] = "true"
+        return response
+
+    create.__name__ = f"{dialect.name}_create_{route.path.strip('/').replace('/', '_')}"
+    return create
+
+
+def _task_endpoint(dialect: Dialect, route: TaskRoute) -> Endpoint:
+    async def get_task(request: Request, gw: GatewayDep, caller: CurrentKey) -> Response:
+        task_id = request.path_params.get("task_id") or request.query_params.get("task_id", "").strip()
+        if not task_id:
+            raise GatewayError.bad("task_id", "'task_id' is required: GET ?task_id=<taskId>")
+        task = await gw.tasks.get(task_id, caller, param=route.id_param)
+        return dialect.render_task(await gw.tasks.view(task, gw.base_url(request)))
+
+    get_task.__name__ = f"{dialect.name}_get_{route.path.strip('/').replace('/', '_')}"
+    return get_task

@@ -1,0 +1,252 @@
+"""Every SQL statement about tasks: insert, claim, handle and progress, terminal writes, pages, recovery.
+
+Each task reaches exactly one terminal state: every terminal write is a conditional UPDATE from
+a live state, and whatever must happen with it (the credit settlement, the output rows, the
+webhook outbox row) rides in the same transaction as the write that won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.db.database import Database, changed, new_id
+from imagegate.db.idempotency import IdempotencyStore
+from imagegate.db.keys import refund, reserve
+from imagegate.db.tables import Delivery, StoredFile, Task, Upload, utcnow
+from imagegate.domain import ErrorCode, GatewayError, TaskStatus
+
+LIVE = (TaskStatus.queued.value, TaskStatus.running.value, TaskStatus.awaiting_upload.value)
+RUNNING = TaskStatus.running.value
+
+
+def _apply(task: Task, values: dict[str, Any]) -> None:
+    """Mirror a committed UPDATE on the in-memory row, so callers need not read it back."""
+    for k, v in values.items():
+        setattr(task, k, v)
+
+
+def outbox(s: AsyncSession, task: Task) -> None:
+    """Schedule the task's webhook in the transaction that gives it its terminal state."""
+    if task.callback_url:
+        now = utcnow()
+        s.add(
+            Delivery(
+                id=new_id("msg"),
+                task_id=task.id,
+                key_id=task.key_id,
+                url=task.callback_url,
+                payload="",
+                status="pending",
+                attempts=0,
+                next_at=now,
+                created_at=now,
+            )
+        )
+
+
+class TaskStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, task: Task, inputs: Sequence[StoredFile], uploads: Sequence[Upload] = (), claim: int | None = None
+    ) -> None:
+        """One transaction: reserve the task's credits, add it with its stored inputs and upload slots,
+        and bind the Idempotency-Key claim it answers (a replay then finds the task, never a half)."""
+        async with self.db.session.begin() as s:
+            if not await reserve(s, task.key_id, task.reserved_micros):
+                cost = task.reserved_micros / 1e6
+                raise GatewayError(
+                    ErrorCode.insufficient_credits, f"insufficient credits: this request costs ${cost:.4f}"
+                )
+            s.add_all(inputs)
+            s.add(task)
+            for up in uploads:
+                up.task_id = task.id
+                s.add(up)
+            if claim is not None:
+                await IdempotencyStore.bind(s, claim, task.id)
+
+    # -- reads ------------------------------------------------------------------------------
+    async def get(self, task_id: str, key_id: str | None = None) -> Task | None:
+        q = select(Task).where(Task.id == task_id)
+        if key_id is not None:
+            q = q.where(Task.key_id == key_id)
+        async with self.db.session() as s:
+            return (await s.execute(q)).scalar_one_or_none()
+
+    async def is_terminal(self, task_id: str) -> bool:
+        async with self.db.session() as s:
+            st = (await s.execute(select(Task.status).where(Task.id == task_id))).scalar_one_or_none()
+        return st is None or TaskStatus(st).terminal
+
+    async def page(
+        self, key_id: str, *, statuses: Sequence[str] | None, limit: int, after: str | None
+    ) -> tuple[list[Task], bool]:
+        """A page of the key's tasks, newest first, and whether more follow."""
+        q = select(Task).where(Task.key_id == key_id)
+        if statuses:
+            q = q.where(Task.status.in_(statuses))
+        async with self.db.session() as s:
+            if after:
+                anchor_q = select(Task.seq, Task.id).where(Task.id == after, Task.key_id == key_id)
+                anchor = (await s.execute(anchor_q)).one_or_none()
+                if anchor is None:
+                    raise GatewayError.bad(
+                        "after", f"'after' must be a task id from a previous page; no task '{after}'"
+                    )
+                q = q.where(or_(Task.seq < anchor.seq, and_(Task.seq == anchor.seq, Task.id < anchor.id)))
+            rows = list((await s.execute(q.order_by(Task.seq.desc(), Task.id.desc()).limit(limit + 1))).scalars())
+        return rows[:limit], len(rows) > limit
+
+    async def queued_ahead(self, task: Task) -> int:
+        async with self.db.session() as s:
+            q = (
+                select(func.count())
+                .select_from(Task)
+                .where(Task.status == TaskStatus.queued.value, Task.seq < task.seq)
+            )
+            return int((await s.execute(q)).scalar_one())
+
+    async def recoverable(self) -> tuple[list[str], list[str]]:
+        """(running task ids to resume, queued task ids in order) after a restart."""
+        async with self.db.session() as s:
+            running = select(Task.id).where(Task.status == RUNNING).order_by(Task.seq)
+            queued = select(Task.id).where(Task.status == TaskStatus.queued.value).order_by(Task.seq)
+            return list((await s.execute(running)).scalars()), list((await s.execute(queued)).scalars())
+
+    async def files(self, ids: Sequence[str]) -> dict[str, StoredFile]:
+        async with self.db.session() as s:
+            rows = (await s.execute(select(StoredFile).where(StoredFile.id.in_(ids)))).scalars()
+            return {f.id: f for f in rows}
+
+    async def awaiting_due(self, now: datetime) -> list[str]:
+        """Tasks still waiting for uploads past their deadline."""
+        async with self.db.session() as s:
+            q = select(Task.id).where(Task.status == TaskStatus.awaiting_upload.value, Task.expires_at <= now)
+            return list((await s.execute(q)).scalars())
+
+    # -- progress --------------------------------------------------------------------------
+    async def claim(self, task_id: str, *, resume: bool) -> Task | None:
+        """Take a queued task (or, on recovery, a running one) for this process to run."""
+        allowed = [TaskStatus.queued.value] + ([RUNNING] if resume else [])
+        stmt = (
+            update(Task)
+            .where(Task.id == task_id, Task.status.in_(allowed))
+            .values(status=RUNNING, started_at=func.coalesce(Task.started_at, utcnow()), attempts=Task.attempts + 1)
+            .returning(Task)
+        )
+        async with self.db.session.begin() as s:
+            return (await s.execute(stmt)).scalar_one_or_none()
+
+    async def save_handle(self, task_id: str, deployment: str, provider: str, handle: dict[str, Any]) -> None:
+        """Where the upstream job is: written before the first poll, so a restart polls instead of paying again."""
+        values = {
+            "upstream": {"deployment": deployment, "handle": handle},
+            "deployment_id": deployment,
+            "provider": provider,
+        }
+        async with self.db.session.begin() as s:
+            await s.execute(update(Task).where(Task.id == task_id).values(**values))
+
+    async def save_progress(self, task_id: str, progress: int) -> None:
+        async with self.db.session.begin() as s:
+            await s.execute(update(Task).where(Task.id == task_id).values(progress=progress))
+
+    # -- terminal writes -------------------------------------------------------------------
+    async def succeed(self, task: Task, values: dict[str, Any], outputs: list[StoredFile]) -> bool:
+        """Outputs, state, settlement (refund what was reserved over the cost) and outbox: one commit."""
+        values = {**values, "status": TaskStatus.succeeded.value, "completed_at": utcnow()}
+        async with self.db.session.begin() as s:
+            stmt = update(Task).where(Task.id == task.id, Task.status == RUNNING).values(**values)
+            if await changed(s, stmt) != 1:
+                return False  # canceled meanwhile: the cancel refunded the reservation
+            s.add_all(outputs)
+            await refund(s, task.key_id, task.reserved_micros - int(values.get("cost_micros", 0)))
+            _apply(task, values)
+            outbox(s, task)
+        return True
+
+    async def fail(self, task: Task, code: str, message: str, *, from_status: str = RUNNING) -> bool:
+        """Fail a task still in ``from_status``: refund its reservation, schedule its webhook."""
+        values = {
+            "status": TaskStatus.failed.value,
+            "error_code": code,
+            "error_message": message,
+            "completed_at": utcnow(),
+        }
+        async with self.db.session.begin() as s:
+            stmt = update(Task).where(Task.id == task.id, Task.status == from_status).values(**values)
+            if await changed(s, stmt) != 1:
+                return False
+            await refund(s, task.key_id, task.reserved_micros)
+            _apply(task, values)
+            outbox(s, task)
+        return True
+
+    async def cancel(self, task: Task) -> bool:
+        """Cancel a live task; False when it already finished."""
+        values = {
+            "status": TaskStatus.canceled.value,
+            "completed_at": utcnow(),
+            "error_code": ErrorCode.canceled.value,
+            "error_message": "canceled by the client",
+        }
+        async with self.db.session.begin() as s:
+            stmt = update(Task).where(Task.id == task.id, Task.status.in_(LIVE)).values(**values)
+            if await changed(s, stmt) != 1:
+                return False
+            await refund(s, task.key_id, task.reserved_micros)
+            _apply(task, values)
+            outbox(s, task)
+        return True
+
+    # -- awaiting uploads ------------------------------------------------------------------
+    async def queue_when_uploaded(self, task_id: str) -> tuple[Task, str | None] | None:
+        """Queue an ``awaiting_upload`` task whose every slot is filled; its inputs follow slot order.
+
+        Returns the task and None once it is queued, or the task still awaiting and why its mask
+        does not fit (the caller fails it); None when slots are missing or the task left
+        ``awaiting_upload``.
+        """
+        async with self.db.session.begin() as s:
+            q = select(Upload).where(Upload.task_id == task_id).order_by(Upload.created_at, Upload.id)
+            slots = list((await s.execute(q)).scalars())
+            if not slots or any(u.file_id is None for u in slots):
+                return None
+            task = (await s.execute(select(Task).where(Task.id == task_id))).scalar_one_or_none()
+            if task is None or task.status != TaskStatus.awaiting_upload.value:
+                return None
+            inputs = list(task.inputs or []) + [u.file_id for u in slots if u.file_id not in (task.inputs or [])]
+            task.inputs = inputs
+            problem = await _mask_mismatch(s, inputs)
+            if problem is not None:
+                return task, problem
+            stmt = (
+                update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.awaiting_upload.value)
+                .values(status=TaskStatus.queued.value, inputs=inputs, expires_at=None)
+            )
+            if await changed(s, stmt) != 1:
+                return None
+            task.status = TaskStatus.queued.value
+        return task, None
+
+
+async def _mask_mismatch(s: AsyncSession, inputs: Sequence[str]) -> str | None:
+    """Why the mask does not fit the first image (the order the runner reads them in), or None."""
+    rows = {f.id: f for f in (await s.execute(select(StoredFile).where(StoredFile.id.in_(inputs)))).scalars()}
+    files = [rows[i] for i in inputs if i in rows]
+    mask = next((f for f in files if f.role == "mask"), None)
+    first = next((f for f in files if f.role != "mask"), None)
+    if mask is None or first is None or (mask.width, mask.height) == (first.width, first.height):
+        return None
+    return (
+        f"'mask' must have the same dimensions as the first image ({first.width}x{first.height}), "
+        f"got {mask.width}x{mask.height}"
+    )

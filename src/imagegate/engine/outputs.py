@@ -1,0 +1,123 @@
+"""A task's files: its inputs kept at create time, its outputs converted and stored when it succeeds.
+
+Inputs are stored so that a task can run (or re-run after a restart) in any process; outputs
+are converted to the asked format with Pillow (off the event loop) and stored behind signed
+links, except ``b64_ephemeral`` ones, which only ever live in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagegate.db.database import new_id
+from imagegate.db.tables import StoredFile, Task
+from imagegate.db.tasks import TaskStore
+from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, UpstreamError
+from imagegate.media import codecs
+from imagegate.storage.base import Storage
+from imagegate.storage.layout import input_key, output_key, output_name
+
+
+@dataclass(slots=True)
+class Stored:
+    entries: list[dict[str, Any]] = field(default_factory=list)  # the task result's ``images``
+    rows: list[StoredFile] = field(default_factory=list)  # committed with the terminal state
+    blobs: list[bytes] = field(default_factory=list)
+
+
+class OutputWriter:
+    def __init__(self, storage: Storage, store: TaskStore) -> None:
+        self.storage = storage
+        self.store = store
+
+    async def keep_input(self, key_id: str, task_id: str, img: ImageInput, role: str) -> StoredFile:
+        """Write an input's bytes to storage; its row is committed with the task."""
+        file_id = new_id("in")
+        path = input_key(file_id, img.mime)
+        await self.storage.put(path, img.data, img.mime)
+        return StoredFile(
+            id=file_id,
+            key_id=key_id,
+            task_id=task_id,
+            role=role,
+            path=path,
+            mime=img.mime,
+            bytes=len(img.data),
+            width=img.width,
+            height=img.height,
+        )
+
+    async def load_request(self, task: Task) -> ImageRequest:
+        """The task's request with its input images read back from storage (a queued or recovered task)."""
+        fields = {k: v for k, v in (task.request or {}).items() if k not in ("images", "mask")}
+        images: list[ImageInput] = []
+        mask: ImageInput | None = None
+        if task.inputs:
+            rows = await self.store.files(task.inputs)
+            described = (task.request or {}).get("images", [])
+            for i, fid in enumerate(task.inputs):
+                f = rows[fid]
+                data = await self.storage.get(f.path)
+                if data is None:
+                    raise UpstreamError(ErrorCode.internal, f"input file {fid} is missing from storage")
+                info = described[i] if i < len(described) else {}
+                img = ImageInput(
+                    data=data,
+                    mime=f.mime,
+                    width=f.width,
+                    height=f.height,
+                    source=info.get("source", f.role),
+                    url=info.get("url"),
+                )
+                if f.role == "mask":
+                    mask = img
+                else:
+                    images.append(img)
+        return ImageRequest(**fields, images=images, mask=mask)
+
+    async def save(self, task: Task, req: ImageRequest, images: Sequence[GeneratedImage]) -> Stored:
+        """Convert each image to the asked format and store it (``b64_ephemeral``: memory only)."""
+        transparent = None if req.background in (None, "auto") else req.background == "transparent"
+        keep = req.response_format != "b64_ephemeral"
+        out = Stored()
+        for img in images[: req.n]:
+            if img.data is None:
+                raise UpstreamError(ErrorCode.upstream_error, "provider returned an image without bytes")
+            data = await asyncio.to_thread(
+                codecs.convert, img.data, req.output_format, req.output_compression, transparent=transparent
+            )
+            w, h = await asyncio.to_thread(codecs.size_of, data)
+            entry: dict[str, Any] = {
+                "width": w,
+                "height": h,
+                "bytes": len(data),
+                "revised_prompt": img.revised_prompt or None,
+            }
+            if keep:
+                row = await self._put_output(task, data, req.output_format, w, h)
+                out.rows.append(row)
+                entry.update(file_id=row.id, name=output_name(row.id, req.output_format))
+            out.entries.append(entry)
+            out.blobs.append(data)
+        if not out.entries:
+            raise UpstreamError(ErrorCode.upstream_error, "provider returned no images")
+        return out
+
+    async def _put_output(self, task: Task, data: bytes, fmt: str, w: int, h: int) -> StoredFile:
+        file_id = new_id("file")
+        path = output_key(output_name(file_id, fmt))
+        await self.storage.put(path, data, f"image/{fmt}")
+        return StoredFile(
+            id=file_id,
+            key_id=task.key_id,
+            task_id=task.id,
+            role="output",
+            path=path,
+            mime=f"image/{fmt}",
+            bytes=len(data),
+            width=w,
+            height=h,
+        )
