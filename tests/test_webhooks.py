@@ -126,7 +126,8 @@ def test_secret_needs_a_key(hook_server: ServerProc) -> None:
 
 def test_retries_stop_after_the_window(tmp_path, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     receiver.down = True
-    srv = ServerProc(tmp_path, env={**ENV, "IMAGEGATE_WEBHOOK_RETRY_WINDOW": "0.3"}).start()
+    # a window of a few retry gaps (0.02 s, 0.04 s, ...), so even a slow machine retries within it
+    srv = ServerProc(tmp_path, env={**ENV, "IMAGEGATE_WEBHOOK_RETRY_WINDOW": "3"}).start()
     try:
         api = Api(srv, make_key(srv))
         task_id = create(api, receiver.url + "/down", prompt="window")

@@ -128,6 +128,8 @@ def network_policy(settings: Settings) -> NetworkPolicy:
     return NetworkPolicy(
         allow_private=settings.allow_private_networks,
         max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_request_pixels=settings.max_request_pixels,
         timeout=settings.fetch_timeout,
         rewrites=dict(settings.url_rewrites),
     )

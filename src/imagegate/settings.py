@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     allow_private_networks: bool = False
     max_image_bytes: int = 25 * 1024 * 1024
     max_request_bytes: int = 120 * 1024 * 1024
+    #: input images are refused above this many pixels, read from the header before any decoding
+    max_image_pixels: int = 40_000_000
+    max_request_pixels: int = 100_000_000  # all input images of one request together
+    max_json_depth: int = 32  # nesting of a JSON request body
     fetch_timeout: float = 20.0
     #: URL prefix -> replacement for fetched inputs (e.g. an internal mirror); JSON in the env var
     url_rewrites: dict[str, str] = Field(default_factory=dict)

@@ -2,26 +2,42 @@
 
 Image fields (``image``, ``image[]``, ``mask``, ``images``) and file parts are kept apart from
 the scalar fields, in the order sent, so a dialect can turn them into image references.
+
+Bounded means bounded before the work, not after it: the byte limit holds while the body
+streams in (a chunked body has no Content-Length to check up front), and a JSON body's shape
+(nesting, number of values) is measured from its bytes before any parser builds objects, so no
+body can recurse the parser or turn a few megabytes of ``[]`` into gigabytes of lists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.types import Message, Receive
 
-from imagegate.domain import ErrorCode, GatewayError, IdempotencyKey, ImageRef
+from imagegate.domain import ErrorCode, GatewayError, IdempotencyKey, ImageRef, shown
 
 IMAGE_FIELDS = ("image", "mask", "images")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LEN = 255
 TRUE = ("1", "true", "yes", "on")
-_WAIT = re.compile(r"wait(?:=(\d+(?:\.\d+)?))?")
+MAX_JSON_DEPTH = 32  # Settings.max_json_depth
+MAX_JSON_VALUES = 100_000  # arrays, objects and their members in one JSON body
+MAX_FORM_FILES = 64
+MAX_FORM_FIELDS = 256
+MAX_PREFER_WAIT = 60.0  # seconds; the core holds an async create no longer than this either
+_WAIT = re.compile(r"wait(?:\s*=\s*(.*))?", re.I)
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_SHAPE = bytes(b for b in range(256) if b not in b"[]{},")
 
 #: a multipart file part, or a string (URL, data URI, base64, upload://id) in an image field
 ImageValue = UploadFile | str
@@ -37,22 +53,17 @@ def _too_large(limit: int) -> GatewayError:
     return GatewayError(ErrorCode.payload_too_large, f"request body is larger than {limit // 2**20} MB")
 
 
-async def read_body(request: Request, max_bytes: int) -> RequestBody:
+async def read_body(request: Request, max_bytes: int, *, max_depth: int = MAX_JSON_DEPTH) -> RequestBody:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return await _read_form(request)
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise _too_large(max_bytes)
+        return await _read_form(Request(request.scope, _capped(request.receive, max_bytes)))
+    raw = await _read_capped(request, max_bytes)
     if not raw.strip():
         raise GatewayError.bad("body", "request body is empty: send JSON with at least 'model' and 'prompt'")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise GatewayError.bad("body", f"request body is not valid JSON ({exc})") from exc
+    data = parse_json(raw, max_depth)
     if not isinstance(data, dict):
         raise GatewayError.bad("body", "request body must be a JSON object")
     body = RequestBody(fields=data)
@@ -67,9 +78,93 @@ async def read_body(request: Request, max_bytes: int) -> RequestBody:
     return body
 
 
+async def _read_capped(request: Request, max_bytes: int) -> bytes:
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _capped(receive: Receive, max_bytes: int) -> Receive:
+    """``receive`` that refuses the body once it passes ``max_bytes``, for parsers that stream it themselves."""
+    seen = 0
+
+    async def capped() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > max_bytes:
+            raise _too_large(max_bytes)
+        return message
+
+    return capped
+
+
+def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH, max_values: int = MAX_JSON_VALUES) -> Any:
+    """Measure the shape, then parse (400 naming ``body`` for either).
+
+    The shape comes from the bytes (:func:`_shape`), and the nesting from peeling innermost
+    ``[]`` pairs away once per level. All of it is bytes methods running in C, nothing
+    recurses, the peeling stops at ``max_depth``, and the loops are bounded by ``max_values``.
+    """
+    shape = _shape(raw, max_values)
+    if shape.count(b",") + shape.count(b"[") > max_values:
+        raise _too_many_values(max_values)
+    if _deeper_than(shape.replace(b",", b""), max_depth):
+        raise GatewayError.bad("body", f"request body is nested deeper than {max_depth} levels")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError.bad("body", f"request body is not valid JSON ({shown(str(exc), 120)})") from exc
+
+
+def _shape(raw: bytes, max_values: int) -> bytes:
+    """The brackets and commas of a JSON text that lie outside its strings, ``{}`` written as ``[]``.
+
+    Escaped backslashes go first, then escaped quotes (left to right, as JSON reads escapes),
+    so every quote left opens or closes a string. A string is a value or a key, so the loop
+    over them stops after ``2 * max_values``.
+    """
+    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw  # base64 has none
+    outside, pos = [], 0
+    for _ in range(2 * max_values + 1):
+        start = text.find(b'"', pos)
+        if start < 0:
+            outside.append(text[pos:])
+            break
+        outside.append(text[pos:start])
+        end = text.find(b'"', start + 1)
+        if end < 0:
+            break  # an unterminated string: the parser refuses it
+        pos = end + 1
+    else:
+        raise _too_many_values(max_values)
+    return b"".join(outside).translate(_BRACKETS, _NOT_SHAPE)
+
+
+def _too_many_values(limit: int) -> GatewayError:
+    return GatewayError.bad("body", f"request body has more than {limit:,} JSON values")
+
+
+def _deeper_than(brackets: bytes, levels: int) -> bool:
+    for _ in range(levels):
+        peeled = brackets.replace(b"[]", b"")
+        if len(peeled) == len(brackets):
+            return False  # nothing left to peel (or unbalanced: the parser will say so)
+        brackets = peeled
+    return b"[]" in brackets
+
+
 async def _read_form(request: Request) -> RequestBody:
     try:
-        form = await request.form(max_files=64, max_fields=256)
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+    except GatewayError:
+        raise
+    except MultiPartException as exc:  # the limits above, a part over 1 MB, a broken boundary: its message says
+        raise GatewayError.bad("body", f"malformed form body: {shown(exc.message, 120)}") from exc
     except Exception as exc:  # malformed multipart: the parser's own exception types vary
         raise GatewayError.bad("body", f"malformed form body ({type(exc).__name__})") from exc
     body = RequestBody(fields={})
@@ -103,12 +198,31 @@ async def image_refs(images: dict[str, list[ImageValue]], max_bytes: int) -> lis
 
 
 def prefer_wait(request: Request) -> float | None:
-    """``Prefer: wait=N``: how long an async create may wait for the task's end."""
+    """``Prefer: wait=N``: how long an async create may wait for the task's end, at most MAX_PREFER_WAIT.
+
+    RFC 7240 lets a server honour a preference partly, so a long wait is cut to the limit; a
+    value that is no number of seconds at all (``wait=soon``, ``wait=-1``, ``wait=nan``) is a
+    400 naming ``Prefer`` rather than a silent no-wait the client would not expect.
+    """
     for part in request.headers.get("prefer", "").split(","):
         m = _WAIT.fullmatch(part.strip())
         if m:
-            return float(m.group(1)) if m.group(1) else 60.0
+            return _wait_seconds(m.group(1))
     return None
+
+
+def _wait_seconds(value: str | None) -> float:
+    if value is None:
+        return MAX_PREFER_WAIT
+    try:
+        seconds = float(value.strip().strip('"'))
+    except ValueError:
+        seconds = math.nan
+    if math.isnan(seconds) or seconds < 0:
+        raise GatewayError.bad(
+            "Prefer", f"'Prefer: wait={shown(value, 32)}' must be a number of seconds from 0 to {MAX_PREFER_WAIT:g}"
+        )
+    return min(seconds, MAX_PREFER_WAIT)
 
 
 def truthy(value: Any) -> bool:

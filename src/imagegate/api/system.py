@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import GatewayDep
 from imagegate.catalog import CatalogModel
-from imagegate.domain import ErrorCode, GatewayError
+from imagegate.domain import ErrorCode, GatewayError, shown
 
 
 def model_entry(m: CatalogModel) -> dict[str, Any]:
@@ -81,5 +81,5 @@ async def models(gw: GatewayDep, all: bool = Query(False)) -> dict[str, Any]:  #
 async def model(model_id: str, gw: GatewayDep) -> dict[str, Any]:
     m = gw.catalog.get(model_id)
     if m is None:
-        raise GatewayError(ErrorCode.model_not_found, f"model '{model_id}' does not exist", param="model")
+        raise GatewayError(ErrorCode.model_not_found, f"model '{shown(model_id)}' does not exist", param="model")
     return model_entry(m)

@@ -66,7 +66,7 @@ def add_dialect(router: APIRouter, dialect: Dialect) -> None:
 
 def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
     async def create(request: Request, gw: GatewayDep, caller: CurrentKey) -> Response:
-        body = await read_body(request, gw.settings.max_request_bytes)
+        body = await read_body(request, gw.settings.max_request_bytes, max_depth=gw.settings.max_json_depth)
         idem = await idempotency_key(request, body)
         ctx = ParseContext(
             caller=caller,

@@ -1,6 +1,6 @@
 """imagegate's own vocabulary: requests, results, tasks and errors. Imports nothing else of imagegate."""
 
-from imagegate.domain.errors import STATUS_BY_CODE, TYPE_BY_STATUS, ErrorCode, GatewayError, UpstreamError
+from imagegate.domain.errors import STATUS_BY_CODE, TYPE_BY_STATUS, ErrorCode, GatewayError, UpstreamError, shown
 from imagegate.domain.images import (
     MIME,
     GeneratedImage,
@@ -40,4 +40,5 @@ __all__ = [
     "TaskView",
     "UpstreamError",
     "UploadSlot",
+    "shown",
 ]

@@ -10,6 +10,13 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+ECHO_LIMIT = 64  # characters of a client's value an error message quotes
+
+
+def shown(value: str, limit: int = ECHO_LIMIT) -> str:
+    """A client's value as an error quotes it: whole when short, else its start and its length."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value):,} characters)"
+
 
 class ErrorCode(enum.StrEnum):
     """Stable machine-readable error codes; each maps to one HTTP status."""

@@ -12,7 +12,7 @@ import asyncio
 import httpx
 
 from imagegate.db.uploads import UploadStore
-from imagegate.domain import Caller, ErrorCode, GatewayError, ImageInput, ImageRef
+from imagegate.domain import Caller, ErrorCode, GatewayError, ImageInput, ImageRef, shown
 from imagegate.media import fetch
 from imagegate.storage.base import Storage
 
@@ -39,6 +39,8 @@ class InputResolver:
             raise GatewayError.bad(masks[1].param, "send one mask")
         images = list(await asyncio.gather(*(self.one(caller, r) for r in sources)))
         mask = await self.one(caller, masks[0]) if masks else None
+        named = [(r.param, i) for r, i in zip(sources, images, strict=True)]
+        fetch.check_request_pixels(named + ([(masks[0].param, mask)] if mask else []), self.policy)
         if mask is not None and images:
             check_mask(mask, images[0], masks[0].param)
         return images, mask
@@ -54,12 +56,16 @@ class InputResolver:
         """``upload://<id>`` -> the uploaded image (400 naming ``param`` otherwise)."""
         up, f = await self.uploads.owned_file(caller.id, upload_id)
         if up is None:
-            raise GatewayError.bad(param, f"'{param}' names upload '{upload_id}', which does not exist")
+            raise GatewayError.bad(param, f"'{param}' names upload '{shown(upload_id)}', which does not exist")
         if f is None:
-            raise GatewayError.bad(param, f"'{param}' names upload '{upload_id}', whose bytes have not been PUT yet")
+            raise GatewayError.bad(
+                param, f"'{param}' names upload '{shown(upload_id)}', whose bytes have not been PUT yet"
+            )
         data = await self.storage.get(f.path)
         if data is None:
-            raise GatewayError.bad(param, f"'{param}' names upload '{upload_id}', whose bytes are no longer stored")
+            raise GatewayError.bad(
+                param, f"'{param}' names upload '{shown(upload_id)}', whose bytes are no longer stored"
+            )
         return ImageInput(data=data, mime=f.mime, width=f.width, height=f.height, source="upload")
 
 

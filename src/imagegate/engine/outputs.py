@@ -86,8 +86,8 @@ class OutputWriter:
         for img in images[: req.n]:
             if img.data is None:
                 raise UpstreamError(ErrorCode.upstream_error, "provider returned an image without bytes")
-            data = await asyncio.to_thread(
-                codecs.convert, img.data, req.output_format, req.output_compression, transparent=transparent
+            data = await codecs.convert_async(
+                img.data, req.output_format, req.output_compression, transparent=transparent
             )
             w, h = await asyncio.to_thread(codecs.size_of, data)
             entry: dict[str, Any] = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from imagegate.catalog import Catalog, CatalogModel
 from imagegate.catalog.validate import build_request
 from imagegate.db.tables import Task
-from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest, Outcome, Submission
+from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest, Outcome, Submission, shown
 from imagegate.engine.idempotency import Claim, Idempotency
 from imagegate.engine.inputs import InputResolver
 from imagegate.engine.queue import LocalQueue
@@ -59,7 +59,9 @@ class Submitter:
                 return await self._replay(claim.replay, sub.base_url)
             model = self.catalog.get(sub.model)
             if model is None:
-                raise GatewayError(ErrorCode.model_not_found, f"model '{sub.model}' does not exist", param="model")
+                raise GatewayError(
+                    ErrorCode.model_not_found, f"model '{shown(sub.model)}' does not exist", param="model"
+                )
             if sub.callback_url is not None:
                 await fetch.check_url(sub.callback_url, self.policy, "callback_url")
             req = await self._request(sub, model)

@@ -1,8 +1,10 @@
 """Turn the image strings clients send (URL, data URI, raw base64) into checked bytes.
 
-URLs are fetched with httpx under a network policy: http/https only; private, loopback,
-link-local and reserved addresses refused unless allowed; every redirect hop re-checked;
-a byte cap and a time limit. The same policy guards webhook targets.
+URLs are fetched with httpx under a network policy (``media.network``): http/https only;
+private, loopback, link-local and reserved addresses refused unless allowed; each connection
+made to the address its check approved; every redirect hop re-checked; a byte cap and a time
+limit. Bytes are judged by their header before anything decodes them: an image over the pixel
+limit is refused however small its file. The same policy guards webhook targets.
 """
 
 from __future__ import annotations
@@ -10,93 +12,57 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import re
-import socket
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Iterable
+from urllib.parse import urljoin
 
 import httpx
 
 from imagegate.domain import ErrorCode, GatewayError, ImageInput
 from imagegate.media import codecs
+from imagegate.media.network import HTTP_URL, NetworkPolicy, Target, check_url
+
+__all__ = ["NetworkPolicy", "Target", "check_url", "check_request_pixels", "checked", "fetch_url", "resolve"]
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*?)(?P<b64>;base64)?,(?P<data>.*)$", re.S)
 _B64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
-
-
-@dataclass
-class NetworkPolicy:
-    allow_private: bool = False
-    max_bytes: int = 25 * 1024 * 1024
-    timeout: float = 20.0
-    max_redirects: int = 3
-    #: URL prefix -> replacement (an internal mirror for a public CDN, say); applied before the checks
-    rewrites: dict[str, str] = field(default_factory=dict)
-
-    def rewrite(self, url: str) -> str:
-        for prefix, repl in self.rewrites.items():
-            if url.startswith(prefix):
-                return repl + url[len(prefix) :]
-        return url
-
-
-def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
-
-
-async def check_url(url: str, policy: NetworkPolicy, param: str) -> None:
-    """Raise a 400 naming ``param`` when ``url`` may not be fetched under ``policy``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise GatewayError.bad(param, f"'{param}' must be an http(s) URL, a data URI or base64 image data")
-    if policy.allow_private:
-        return
-    host = parts.hostname
-    try:
-        ips = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise GatewayError.bad(param, f"'{param}' host {host!r} cannot be resolved") from exc
-        ips = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
-    if any(_blocked(ip) for ip in ips):
-        raise GatewayError(
-            ErrorCode.forbidden, f"'{param}' points to a private or local network address", param=param, status=400
-        )
+IMAGE_FORMS = f"{HTTP_URL}, a data URI or base64 image data"
 
 
 async def fetch_url(client: httpx.AsyncClient, url: str, policy: NetworkPolicy, param: str) -> bytes:
     url = policy.rewrite(url)
     for _ in range(policy.max_redirects + 1):
-        await check_url(url, policy, param)
+        target = await check_url(url, policy, param, what=IMAGE_FORMS)
         try:
-            async with client.stream("GET", url, timeout=policy.timeout, follow_redirects=False) as resp:
+            request = target.build(client, "GET", timeout=policy.timeout)
+            resp = await client.send(request, stream=True, follow_redirects=False)  # each hop is checked here
+            try:
                 if resp.is_redirect and resp.headers.get("location"):
                     url = urljoin(url, resp.headers["location"])
                     continue
-                if resp.status_code != 200:
-                    raise GatewayError(
-                        ErrorCode.invalid_image, f"'{param}' URL answered HTTP {resp.status_code}", param=param
-                    )
-                declared = resp.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > policy.max_bytes:
-                    raise _too_large(param, policy.max_bytes)
-                chunks, total = [], 0
-                async for chunk in resp.aiter_bytes():
-                    total += len(chunk)
-                    if total > policy.max_bytes:
-                        raise _too_large(param, policy.max_bytes)
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                return await _body(resp, policy, param)
+            finally:
+                await resp.aclose()
         except httpx.TimeoutException as exc:
             raise GatewayError.bad(param, f"'{param}' URL timed out after {policy.timeout:g}s") from exc
         except httpx.HTTPError as exc:
             raise GatewayError.bad(param, f"'{param}' URL could not be fetched ({type(exc).__name__})") from exc
     raise GatewayError.bad(param, f"'{param}' URL redirected too many times")
+
+
+async def _body(resp: httpx.Response, policy: NetworkPolicy, param: str) -> bytes:
+    if resp.status_code != 200:
+        raise GatewayError(ErrorCode.invalid_image, f"'{param}' URL answered HTTP {resp.status_code}", param=param)
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > policy.max_bytes:
+        raise _too_large(param, policy.max_bytes)
+    chunks, total = [], 0
+    async for chunk in resp.aiter_bytes():
+        total += len(chunk)
+        if total > policy.max_bytes:
+            raise _too_large(param, policy.max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(param: str, limit: int) -> GatewayError:
@@ -118,10 +84,34 @@ def decode_base64(text: str, param: str) -> bytes:
 
 
 def checked(data: bytes, param: str, policy: NetworkPolicy, source: str, url: str | None = None) -> ImageInput:
+    """Size, then pixels from the header, then structure: never a decode (CPU work: run it off the loop)."""
     if len(data) > policy.max_bytes:
         raise _too_large(param, policy.max_bytes)
-    info = codecs.probe(data, param)
+    info = codecs.probe(data, param, policy.max_pixels)
     return ImageInput(data=data, mime=info.mime, width=info.width, height=info.height, source=source, url=url)
+
+
+def check_request_pixels(images: Iterable[tuple[str, ImageInput]], policy: NetworkPolicy) -> None:
+    """Refuse a request whose input images together declare more than ``policy.max_request_pixels``.
+
+    Each image already passed its own limit; sixteen of them at that limit would still be
+    sixteen times the memory once a provider decodes them. The 400 names the parameter of
+    the image that went over.
+    """
+    total = 0
+    for param, img in images:
+        total += img.width * img.height
+        if total > policy.max_request_pixels:
+            raise GatewayError(
+                ErrorCode.invalid_image,
+                f"'{param}' takes the input images over the {policy.max_request_pixels:,} pixels allowed "
+                "per request, all images together",
+                param=param,
+            )
+
+
+def _decoded(text: str, param: str, policy: NetworkPolicy, source: str) -> ImageInput:
+    return checked(decode_base64(text, param), param, policy, source)
 
 
 async def resolve(client: httpx.AsyncClient, value: str, policy: NetworkPolicy, param: str) -> ImageInput:
@@ -133,12 +123,12 @@ async def resolve(client: httpx.AsyncClient, value: str, policy: NetworkPolicy, 
         m = _DATA_URI.match(value)
         if not m or not m.group("b64"):
             raise GatewayError(ErrorCode.invalid_image, f"'{param}' is not a base64 data URI", param=param)
-        return checked(decode_base64(m.group("data"), param), param, policy, "data-uri")
+        return await asyncio.to_thread(_decoded, m.group("data"), param, policy, "data-uri")
     if value.startswith(("http://", "https://")):
         data = await fetch_url(client, value, policy, param)
-        return checked(data, param, policy, "url", url=value)
+        return await asyncio.to_thread(checked, data, param, policy, "url", value)
     if "://" in value:
-        raise GatewayError.bad(param, f"'{param}' must be an http(s) URL, a data URI or base64 image data")
+        raise GatewayError.bad(param, f"'{param}' must be {IMAGE_FORMS}")
     if len(value) * 3 // 4 > policy.max_bytes + 4:
         raise _too_large(param, policy.max_bytes)
-    return checked(decode_base64(value, param), param, policy, "base64")
+    return await asyncio.to_thread(_decoded, value, param, policy, "base64")

@@ -30,6 +30,8 @@ from imagegate.providers.toolkit import (
     edit_mask_png,
     http_error,
     image_ref,
+    image_work,
+    input_pixels,
     json_body,
     pixel_size,
     retry_after_of,
@@ -105,7 +107,7 @@ class BFLProvider(Provider):
 
     # -- submit / poll -----------------------------------------------------------------------
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
-        bodies = await asyncio.to_thread(lambda: [self.body(req, i) for i in range(req.n)])
+        bodies = await image_work(input_pixels(req), lambda: [self.body(req, i) for i in range(req.n)])
         url = f"{self.base_url}/v1/{self.deployment.model}"
         results = await asyncio.gather(
             *(self.request("POST", url, headers=self.headers(), json=b) for b in bodies), return_exceptions=True

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 from imagegate.domain import MIME, GeneratedImage, ImageInput, ImageRequest, ProviderResult
 from imagegate.media import codecs, synth
 from imagegate.providers.base import Provider
+from imagegate.providers.toolkit import image_work, input_pixels
 
 
 def _compose(inputs: list[ImageInput], w: int, h: int) -> Image.Image:
@@ -61,6 +62,7 @@ class BuiltinProvider(Provider):
         if delay_ms > 0:
             await asyncio.sleep(delay_ms * req.n / 1000)
         # Pillow releases the GIL while encoding; a thread keeps the event loop free.
-        blobs = await asyncio.gather(*(asyncio.to_thread(_draw, req, i, w, h) for i in range(req.n)))
+        pixels = input_pixels(req) + w * h  # the inputs decoded for the composition, and the canvas
+        blobs = await asyncio.gather(*(image_work(pixels, _draw, req, i, w, h) for i in range(req.n)))
         mime = MIME[req.output_format]
         return ProviderResult(images=[GeneratedImage(data=b, mime=mime) for b in blobs])

@@ -17,7 +17,6 @@ adapter (same signing, same ``{"Response": {"Error": ...}}`` envelope, same comm
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -28,7 +27,7 @@ from urllib.parse import urlparse
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
 from imagegate.media import b64, codecs
 from imagegate.providers.base import PollResult, Provider
-from imagegate.providers.toolkit import CodeMap, json_body, pixel_size, prefixes, remote_url
+from imagegate.providers.toolkit import CodeMap, image_work, json_body, pixel_size, prefixes, remote_url
 
 VERSION = "2023-09-01"
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -247,6 +246,6 @@ class HunyuanProvider(Provider):
         if self.deployment.options.get("panorama"):
             for img in images:
                 if img.data is not None:
-                    img.data = await asyncio.to_thread(crop_2_1, img.data)
+                    img.data = await image_work(codecs.header_pixels(img.data), crop_2_1, img.data)
                     img.mime = "image/png" if img.data[:4] == b"\x89PNG" else img.mime
         return PollResult(done=True, progress=100, result=ProviderResult(images=images))

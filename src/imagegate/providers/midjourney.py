@@ -25,6 +25,7 @@ from imagegate.providers.toolkit import (
     data_uri,
     exactly,
     http_error,
+    image_work,
     json_body,
     retry_after_of,
 )
@@ -138,7 +139,10 @@ class MidjourneyProvider(Provider):
         grids = await self.download_all([GeneratedImage(url=finished[t]) for t in handle["task_ids"]])
         wanted = chunks(handle["n"], PER_JOB)
         parts = await asyncio.gather(
-            *(asyncio.to_thread(split_grid, g.data or b"", k) for g, k in zip(grids, wanted, strict=False))
+            *(
+                image_work(codecs.header_pixels(g.data or b""), split_grid, g.data or b"", k)
+                for g, k in zip(grids, wanted, strict=False)
+            )
         )
         images = [GeneratedImage(data=p, mime="image/png") for quad in parts for p in quad][: handle["n"]]
         return PollResult(

@@ -30,6 +30,8 @@ from imagegate.providers.toolkit import (
     FilePart,
     chunks,
     http_error,
+    image_work,
+    input_pixels,
     json_body,
     per_call,
     pixel_size,
@@ -175,7 +177,7 @@ class OpenAIProvider(Provider):
 
     # -- the call ---------------------------------------------------------------------------
     async def generate(self, req: ImageRequest) -> ProviderResult:
-        files = await asyncio.to_thread(self.files, req) if req.mode == "edit" and req.images else None
+        files = await image_work(input_pixels(req), self.files, req) if req.mode == "edit" and req.images else None
         results = await asyncio.gather(*(self._call(req, k, files) for k in chunks(req.n, self.per_call_n())))
         images = await self.download_all([img for r in results for img in r.images])
         return ProviderResult(images=images, usage=sum_usage(r.usage for r in results))

@@ -34,6 +34,8 @@ from imagegate.providers.toolkit import (
     edit_mask_png,
     http_error,
     image_ref,
+    image_work,
+    input_pixels,
     json_body,
     per_call,
     pixel_size,
@@ -130,7 +132,7 @@ class ReplicateProvider(Provider):
     async def submit(self, req: ImageRequest) -> dict[str, Any]:
         counts = chunks(req.n, per_call(self.spec) if self.opts.get("n_field") else 1)
         url, base = self.create_call()
-        inputs = await asyncio.to_thread(lambda: [self.inputs(req, k, i) for i, k in enumerate(counts)])
+        inputs = await image_work(input_pixels(req), lambda: [self.inputs(req, k, i) for i, k in enumerate(counts)])
         results = await asyncio.gather(
             *(
                 self.request("POST", url, headers=self.headers(wait=True), json={**base, "input": inp})

@@ -30,6 +30,8 @@ from imagegate.providers.toolkit import (
     aspect_and_tier,
     edit_mask_png,
     http_error,
+    image_work,
+    input_pixels,
     json_body,
     retry_after_of,
 )
@@ -111,7 +113,7 @@ class StabilityProvider(Provider):
         return path, fields, files
 
     async def generate(self, req: ImageRequest) -> ProviderResult:
-        path, fields, files = await asyncio.to_thread(self.plan, req)
+        path, fields, files = await image_work(input_pixels(req), self.plan, req)
         calls = []
         for i in range(req.n):
             f = dict(fields)

@@ -14,7 +14,6 @@ another ratio, then scaled to the requested size when one was asked for.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -24,6 +23,7 @@ from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderRe
 from imagegate.media import codecs
 from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.hunyuan import crop_2_1, tc3_call, tc_error
+from imagegate.providers.toolkit import image_work
 
 VERSION = "2019-06-12"
 SERVICE = "mps"
@@ -91,6 +91,6 @@ class TencentMpsProvider(Provider):
         size = tuple(handle["size"]) if handle.get("size") else None
         for img in images:
             if img.data is not None:
-                img.data = await asyncio.to_thread(_equirect, img.data, size)
+                img.data = await image_work(codecs.header_pixels(img.data), _equirect, img.data, size)
                 img.mime = "image/png" if img.data[:4] == b"\x89PNG" else img.mime
         return PollResult(done=True, progress=100, result=ProviderResult(images=images))

@@ -12,9 +12,9 @@ import email.utils
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import httpx
 
@@ -22,6 +22,25 @@ from imagegate.catalog import sizing
 from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, ImageInput, ImageRequest, UpstreamError
 from imagegate.media import b64, codecs
+from imagegate.media.pool import DECODES
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# -- image work --------------------------------------------------------------------------------
+
+
+def input_pixels(req: ImageRequest) -> int:
+    """Pixels of a request's input images and mask: what decoding them for the upstream holds in memory."""
+    images = [*req.images, *([req.mask] if req.mask is not None else [])]
+    return sum(i.width * i.height for i in images)
+
+
+async def image_work(pixels: int, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run Pillow work (masks, crops, request bodies with images) in the process's bounded decode pool,
+    so concurrent big images queue instead of multiplying memory."""
+    return await DECODES.run(pixels, fn, *args, **kwargs)
+
 
 # -- sizes -------------------------------------------------------------------------------------
 

@@ -156,13 +156,18 @@ class DeliveryService:
         timeout = self.policy.timeout
         body = b""
         try:
-            await check_url(d.url, self.network, "callback_url")  # the policy holds at send time too
+            # the policy holds at send time too, and the POST goes to the address it checked (no rebinding)
+            target = await check_url(d.url, self.network, "callback_url")
             view = await self.views.view(task, self.base_url_of(task))
             body = self.bodies.get(task.dialect, self.default_body)(view)
             headers = {"content-type": "application/json", **signing.headers(key.webhook_secret, d.id, body)}
             assert self.client is not None, "start() opens the client"
-            async with self.client.stream("POST", d.url, content=body, headers=headers, timeout=timeout) as resp:
+            request = target.build(self.client, "POST", content=body, headers=headers, timeout=timeout)
+            resp = await self.client.send(request, stream=True)
+            try:
                 return Attempt(resp.status_code, None, _retry_after(resp.headers.get("retry-after")), body)
+            finally:
+                await resp.aclose()
         except GatewayError as exc:
             return Attempt(None, exc.message, None, body)
         except httpx.TimeoutException:

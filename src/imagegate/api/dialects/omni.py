@@ -22,7 +22,7 @@ from imagegate.api.errors import gateway_response
 from imagegate.api.responses import ts
 from imagegate.api.uploads import CONTENT_TYPES, slot_object
 from imagegate.catalog import Catalog, CatalogModel
-from imagegate.domain import GatewayError, ImageRef, Outcome, PendingUpload, Submission, TaskStatus, TaskView
+from imagegate.domain import GatewayError, ImageRef, Outcome, PendingUpload, Submission, TaskStatus, TaskView, shown
 
 
 def _str_field(body: dict[str, Any], name: str) -> str:
@@ -103,12 +103,12 @@ class OmniDialect:
         task_type = _str_field(body, "task_type")
         offered = self.groups.offered(group)
         if offered is None:
-            raise GatewayError.bad("model_group", f"no model group '{group}'; see GET /api/omni/models")
+            raise GatewayError.bad("model_group", f"no model group '{shown(group)}'; see GET /api/omni/models")
         model = self.groups.resolve(group, task_type)
         if model is None:
             raise GatewayError.bad(
                 "task_type",
-                f"model group '{group}' does not offer task type '{task_type}'; "
+                f"model group '{shown(group)}' does not offer task type '{shown(task_type)}'; "
                 f"offered: {', '.join(offered) or 'none'}",
             )
         return group, task_type, model
