@@ -30,7 +30,7 @@ key: install
 	$(BIN)/imagegate keys create --data-dir $(DATA) --name $${NAME:-local}
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # The bar CI enforces: formatting, lint, strict typing, the layering contract, size limits.
 check: install

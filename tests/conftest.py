@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import io
 import os
 import secrets
@@ -215,26 +215,40 @@ def pg_reachable() -> bool:
         return False
 
 
-@pytest.fixture()
-def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test; fails (never skips) under CI when PG is unreachable."""
+def pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql)  # a CREATE or DROP DATABASE of a random hex name
+
+
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (dropped afterwards); fails (never skips) under CI when PG is unreachable."""
     if not pg_reachable():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable, and CI requires the PostgreSQL tests")
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is unreachable (these tests run in CI)")
-    import asyncpg
-
     name = f"imagegate_test_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3-protocol server (SeaweedFS) on loopback: a ``tests.s3_server.S3Server`` with its endpoint,
+    keys and an existing bucket. Fails under CI if it cannot start; skips elsewhere, saying why."""
+    from tests.s3_server import running_seaweedfs
+
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as s3:
+        yield s3

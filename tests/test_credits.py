@@ -55,7 +55,9 @@ def test_credit_race_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_credit_race_postgres(tmp_path, pg_database_url) -> None:  # type: ignore[no-untyped-def]
     srv = ServerProc(
-        tmp_path / "gw", env={"IMAGEGATE_DATABASE_URL": pg_database_url}, args=["--config", str(TEST_CATALOG)]
+        tmp_path / "gw",
+        env={"IMAGEGATE_DATABASE_URL": pg_database_url, "IMAGEGATE_SECRET_KEY": "pg-test-secret"},
+        args=["--config", str(TEST_CATALOG)],
     ).start()
     try:
         _race(srv)

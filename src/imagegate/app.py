@@ -25,39 +25,47 @@ from imagegate.catalog import Catalog
 from imagegate.db.database import Database
 from imagegate.db.deliveries import DeliveryStore
 from imagegate.db.idempotency import IdempotencyStore
+from imagegate.db.jobs import JobStore
 from imagegate.db.keys import KeyStore
+from imagegate.db.processes import ProcessStore
 from imagegate.db.tasks import TaskStore
 from imagegate.db.uploads import UploadStore
 from imagegate.engine.clients import UpstreamClients
 from imagegate.engine.idempotency import Idempotency
 from imagegate.engine.inputs import InputResolver
+from imagegate.engine.liveness import Liveness
 from imagegate.engine.outputs import OutputWriter
-from imagegate.engine.queue import LocalQueue
+from imagegate.engine.queue import LocalQueue, TaskQueue
 from imagegate.engine.router import Router
 from imagegate.engine.runner import Runner
 from imagegate.engine.submit import Limits, Submitter
 from imagegate.engine.tasks import TaskService
 from imagegate.engine.uploads import UploadService, UploadSweeper
 from imagegate.engine.views import Views
+from imagegate.engine.workers import JobQueue
 from imagegate.media.fetch import NetworkPolicy
 from imagegate.settings import Settings
-from imagegate.storage.local import LocalStorage
+from imagegate.storage import open_storage
+from imagegate.storage.base import Storage
 from imagegate.storage.signing import UrlSigner
 from imagegate.testing.sandbox import Sandbox
 from imagegate.webhooks.delivery import DeliveryPolicy, DeliveryService
 
 
-def build_gateway(settings: Settings) -> Gateway:
+def build_gateway(settings: Settings, role: str = "serve") -> Gateway:
+    """``role``: ``serve`` (API and workers, the embedded default), ``api`` (``serve --workers 0``: it
+    queues, workers run) or ``worker`` (runs tasks, webhooks and sweeps; no HTTP)."""
     settings.prepare()
     sandbox = Sandbox(delay_ms=settings.sandbox_delay_ms) if settings.sandbox else None
-    catalog = Catalog.load(settings.config, sandbox=settings.sandbox)
-    db = Database(settings.database_url or "")
-    storage = LocalStorage(settings.files_dir)
+    catalog = Catalog.load(settings.config, sandbox=settings.sandbox, sandbox_url=settings.sandbox_url)
+    db = Database(settings.database_url or "", pool_size=settings.db_pool_size)
+    storage = open_storage(settings)
     signer = UrlSigner(settings.secret_key or "", settings.url_ttl_seconds)
     policy = network_policy(settings)
     clients = UpstreamClients(sandbox)
     fetch_client = httpx.AsyncClient(trust_env=False, headers={"user-agent": "imagegate/0.1"})
-    core = build_core(settings, catalog, db, storage, signer, policy, clients, fetch_client)
+    liveness = Liveness(ProcessStore(db, settings.stale_after), role, settings.heartbeat_interval)
+    core = build_core(settings, catalog, db, storage, signer, policy, clients, fetch_client, liveness)
     dialects = default_dialects(catalog, settings)
     bodies = {d.name: d.webhook_body for d in dialects}
     sender = DeliveryService(
@@ -74,17 +82,19 @@ def build_gateway(settings: Settings) -> Gateway:
         deliveries=DeliveryStore(db),
         storage=storage,
         signer=signer,
-        services=(core.queue, UploadSweeper(core.tasks, core.tasks.store), sender),
-        closers=(clients.aclose, fetch_client.aclose, db.close),
+        services=(liveness, core.queue, UploadSweeper(core.tasks, core.tasks.store), sender)
+        if role != "api"
+        else (liveness, core.queue),
+        closers=(clients.aclose, fetch_client.aclose, db.close, storage.aclose),
         dialects=dialects,
-        sandbox=sandbox is not None,
+        sandbox=sandbox is not None or settings.sandbox_url is not None,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Core:
     tasks: TaskService
-    queue: LocalQueue
+    queue: TaskQueue
     views: Views
     uploads: UploadService
     submitter: Submitter
@@ -94,19 +104,20 @@ def build_core(
     settings: Settings,
     catalog: Catalog,
     db: Database,
-    storage: LocalStorage,
+    storage: Storage,
     signer: UrlSigner,
     policy: NetworkPolicy,
     clients: UpstreamClients,
     fetch_client: httpx.AsyncClient,
+    liveness: Liveness,
 ) -> Core:
     """The engine: a runner on the router, the queue on the runner, the core on the task service."""
-    store = TaskStore(db)
+    store = TaskStore(db, liveness.store)
     outputs = OutputWriter(storage, store)
-    runner = Runner(store, catalog, upstream_router(settings, clients), outputs)
-    queue = LocalQueue(runner, store, settings.workers)
+    runner = Runner(store, catalog, upstream_router(settings, clients), outputs, liveness.me)
+    queue = task_queue(settings, db, runner, store, liveness)
     views = Views(signer, storage, queue.position_of)
-    tasks = TaskService(store, outputs, runner, views)
+    tasks = TaskService(store, outputs, runner, views, queue)
     upload_store = UploadStore(db)
     upload_signer = UrlSigner(settings.secret_key or "", 0, namespace="uploads")
     uploads = UploadService(upload_store, tasks, queue, storage, policy, upload_signer, ttl=settings.upload_ttl)
@@ -117,9 +128,28 @@ def build_core(
     return Core(tasks, queue, views, uploads, submitter)
 
 
+def task_queue(settings: Settings, db: Database, runner: Runner, store: TaskStore, liveness: Liveness) -> TaskQueue:
+    """The job engine on PostgreSQL (any number of API and worker processes); the in-process queue on
+    SQLite (one process: the embedded default)."""
+    if db.is_postgres:
+        jobs = JobStore(db)
+        return JobQueue(
+            jobs,
+            runner,
+            store,
+            liveness,
+            concurrency=settings.workers,
+            stale_after=settings.stale_after,
+            sweep_every=settings.sweep_interval,
+        )
+    if settings.workers <= 0:
+        raise ValueError("--workers 0 needs PostgreSQL: on SQLite this process is the only one that runs tasks")
+    return LocalQueue(runner, store, liveness, settings.workers, sweep_every=settings.sweep_interval)
+
+
 def upstream_router(settings: Settings, clients: UpstreamClients) -> Router:
     """The sandbox's fakes answer at once: poll and back off fast there."""
-    if settings.sandbox:
+    if settings.sandbox or settings.sandbox_url:
         return Router(clients, poll_interval=0.05, backoff=0.05)
     return Router(clients, backoff=0.5)
 
@@ -149,21 +179,32 @@ def default_dialects(catalog: Catalog, settings: Settings) -> tuple[Dialect, ...
     return (OpenAIDialect(), OmniDialect(catalog, settings.url_ttl_seconds), ApimodelsDialect(catalog))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    gw = build_gateway(settings or Settings())
+@contextlib.asynccontextmanager
+async def running(gw: Gateway) -> AsyncIterator[Gateway]:
+    """The gateway's services from start to stop: migrations (unless left to ``imagegate migrate``), then
+    every service in order; on the way out the services in reverse (the queue drains), then the clients."""
+    if gw.settings.migrate_on_start:
+        await gw.db.migrate()
+    started = []
+    try:
+        for svc in gw.services:
+            await svc.start()
+            started.append(svc)
+        yield gw
+    finally:
+        for svc in reversed(started):
+            await svc.stop()
+        for close in gw.closers:
+            await close()
+
+
+def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI:
+    gw = build_gateway(settings or Settings(), role)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await gw.db.migrate()
-        for svc in gw.services:
-            await svc.start()
-        try:
+        async with running(gw):
             yield
-        finally:
-            for svc in reversed(gw.services):
-                await svc.stop()
-            for close in gw.closers:
-                await close()
 
     app = FastAPI(title="imagegate", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw

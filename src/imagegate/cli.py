@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -66,10 +68,12 @@ def serve(
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Serve every catalog model from its provider's fake")
     ] = False,
-    workers: Annotated[int | None, typer.Option(help="Concurrent async tasks")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Tasks run at once in this process; 0: API only (needs PostgreSQL)")
+    ] = None,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
-    """Run the gateway."""
+    """Run the gateway (with its own workers unless --workers 0)."""
     import importlib.util
 
     import uvicorn
@@ -81,7 +85,7 @@ def serve(
         raise typer.Exit(2)
     settings = _settings(data_dir, config=config, sandbox=sandbox or None, workers=workers)
     tune_malloc(settings.malloc_mmap_threshold)  # before any thread starts
-    application = create_app(settings)
+    application = create_app(settings, role="api" if settings.workers <= 0 else "serve")
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     uvicorn.run(
@@ -94,6 +98,65 @@ def serve(
         access_log=log_level == "debug",
         timeout_keep_alive=30,
     )
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Bring the database schema up to date (ours and, on PostgreSQL, the job engine's), then exit."""
+
+    async def go() -> None:
+        db = Database(settings.database_url or "")
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    settings = _settings(data_dir)
+    asyncio.run(go())
+    print("the schema is up to date")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Tasks run at once")] = 16,
+    data_dir: DataDir = None,
+    config: Config = None,
+    sandbox: Annotated[bool, typer.Option("--sandbox", help="Call every provider's fake")] = False,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Run tasks, upstream polls, webhook deliveries and sweeps (no HTTP). SIGTERM drains: running tasks
+    get a grace period, then another worker takes them over. Needs PostgreSQL."""
+    settings = _settings(data_dir, config=config, sandbox=sandbox or None, workers=concurrency)
+    if not (settings.database_url or "").startswith(("postgres", "postgresql")):
+        err.print("[red]the worker role needs PostgreSQL (IMAGEGATE_DATABASE_URL=postgresql://...)[/red]")
+        raise typer.Exit(2)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_malloc(settings.malloc_mmap_threshold)
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    from imagegate.app import build_gateway, running
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(build_gateway(settings, role="worker")):
+        await stop.wait()
+
+
+@app.command("sandbox-server")
+def sandbox_server(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8900,
+    delay_ms: Annotated[int | None, typer.Option(help="Simulated work per image")] = None,
+    log_level: Annotated[str, typer.Option()] = "warning",
+) -> None:
+    """Serve every provider's fake over HTTP, one path prefix each; point IMAGEGATE_SANDBOX_URL at it."""
+    from imagegate.testing.server import run_sandbox_server
+
+    run_sandbox_server(host, port, delay_ms, log_level=log_level)
 
 
 @keys_app.command("create")

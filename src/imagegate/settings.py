@@ -26,16 +26,28 @@ class Settings(BaseSettings):
     allow_private_networks: bool = False
     max_image_bytes: int = 25 * 1024 * 1024
     max_request_bytes: int = 120 * 1024 * 1024
-    #: input images are refused above this many pixels, read from the header before any decoding
-    max_image_pixels: int = 40_000_000
-    max_request_pixels: int = 100_000_000  # all input images of one request together
-    max_json_depth: int = 32  # nesting of a JSON request body
     fetch_timeout: float = 20.0
     #: URL prefix -> replacement for fetched inputs (e.g. an internal mirror); JSON in the env var
     url_rewrites: dict[str, str] = Field(default_factory=dict)
     sandbox: bool = False
     sandbox_delay_ms: int | None = None
-    workers: int = 16  # concurrent tasks run by the in-process queue
+    #: a standalone sandbox upstream (``imagegate sandbox-server``): every deployment calls it over HTTP
+    sandbox_url: str | None = None
+    #: where images live: local disk under data_dir (default) or ``s3://BUCKET[/PREFIX]``
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible server; AWS_ACCESS_KEY_ID etc. as botocore reads them
+    s3_region: str | None = None
+    #: input images are refused above this many pixels, read from the header before any decoding
+    max_image_pixels: int = 40_000_000
+    max_request_pixels: int = 100_000_000  # all input images of one request together
+    max_json_depth: int = 32  # nesting of a JSON request body
+    workers: int = 16  # tasks this process runs at once (0: an API process that only queues them)
+    #: a process silent for this long is taken for dead: another one takes over its tasks
+    stale_after: float = 30.0
+    heartbeat_interval: float = 5.0
+    sweep_interval: float = 10.0  # how often workers look for tasks and jobs of processes that stopped
+    db_pool_size: int | None = None  # connections per process (default 8 on SQLite, 10 on PostgreSQL)
+    migrate_on_start: bool = True  # cluster processes may leave it to ``imagegate migrate``
     sync_timeout: float = 300.0
     webhook_timeout: float = 10.0
     webhook_retry_window: float = 1800.0  # keep re-sending for this long (seconds)
@@ -52,6 +64,11 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'imagegate.db'}"
+        if not self.database_url.startswith("sqlite") and not self.secret_key:
+            raise ValueError(
+                "IMAGEGATE_SECRET_KEY is required off SQLite: every process of a deployment must sign and check "
+                "the same links, so the key cannot be generated per data dir"
+            )
         if not self.secret_key:
             path = self.data_dir / "secret.key"
             if not path.exists():

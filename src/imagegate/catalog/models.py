@@ -1,4 +1,11 @@
-"""Loads the catalog and resolves each deployment's credentials from the environment."""
+"""Loads the catalog and resolves each deployment's credentials from the environment.
+
+Two sandboxes change that resolution, never the adapters: ``sandbox`` (the fakes run in process
+and every credential is the sandbox key) and ``sandbox_url`` (a standalone ``imagegate
+sandbox-server``: every deployment with an upstream calls ``{sandbox_url}/{provider}`` over real
+HTTP with the sandbox key). The base URL keeps the path of the catalog's own base URL
+(DashScope's ``/api/v1``) because the fake serves the provider's paths below its prefix.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from imagegate.catalog.schema import CatalogFile, ModelSpec, Price
 
 SANDBOX_SECRET = "sandbox-key"
+#: providers that run inside the gateway: no upstream, so no fake, and nothing for a sandbox to replace
+LOCAL_PROVIDERS = frozenset({"builtin"})
 
 
 @dataclass(slots=True)
@@ -73,6 +83,22 @@ def _read_yaml(text: str, origin: str) -> list[ModelSpec]:
         raise ValueError(f"invalid catalog {origin}: {exc}") from exc
 
 
+def _sandbox_url(url: str | None, in_process: bool) -> str | None:
+    """A standalone sandbox's root, refused where it would be silently ignored or unreachable.
+
+    With both sandboxes the in-process transport would take every call and send the sandbox
+    server's prefixed paths to fakes served at the root: a configuration that cannot work.
+    """
+    if not url:
+        return None
+    if in_process:
+        raise ValueError("sandbox and sandbox_url are exclusive: fakes in process, or a sandbox server, not both")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"sandbox_url must be an http(s) URL such as http://127.0.0.1:8900, not {url!r}")
+    return url.rstrip("/")
+
+
 def builtin_specs() -> list[ModelSpec]:
     specs: list[ModelSpec] = []
     data_dir = resources.files("imagegate.catalog") / "data"
@@ -83,9 +109,17 @@ def builtin_specs() -> list[ModelSpec]:
 
 
 class Catalog:
-    def __init__(self, specs: list[ModelSpec], *, env: Mapping[str, str] | None = None, sandbox: bool = False):
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        *,
+        env: Mapping[str, str] | None = None,
+        sandbox: bool = False,
+        sandbox_url: str | None = None,
+    ):
         env = os.environ if env is None else env
         self.sandbox = sandbox
+        self.sandbox_url = _sandbox_url(sandbox_url, sandbox)
         self._models: dict[str, CatalogModel] = {}
         self._lookup: dict[str, str] = {}
         for spec in specs:
@@ -100,19 +134,23 @@ class Catalog:
                 self._lookup.setdefault(name.lower(), spec.id)
 
     def _resolve(self, spec: ModelSpec, d: Any, env: Mapping[str, str]) -> Deployment:
+        upstream = self._sandbox_upstream(d.provider, d.base_url)
+        fake = self.sandbox or upstream is not None
         creds: dict[str, str] = {}
         missing: list[str] = []
         for name, var in d.credentials.items():
-            if self.sandbox:
+            if fake:
                 creds[name] = SANDBOX_SECRET
             elif env.get(var):
                 creds[name] = env[var]
             else:
                 missing.append(var)
         base_url = d.base_url
-        if base_url and base_url.startswith("env:"):
+        if upstream is not None:
+            base_url = upstream
+        elif base_url and base_url.startswith("env:"):
             base_url = env.get(base_url[4:]) or None
-            if base_url is None and not self.sandbox:
+            if base_url is None and not fake:
                 missing.append(d.base_url[4:])
         return Deployment(
             id=d.id,
@@ -130,15 +168,31 @@ class Catalog:
             missing=missing,
         )
 
+    def _sandbox_upstream(self, provider: str, base_url: str | None) -> str | None:
+        """The sandbox server's address for this deployment, or None where it keeps its own.
+
+        Only a literal catalog URL lends its path: an ``env:`` URL names one operator's host, not
+        a path of the provider's API, and the sandbox replaces it whole.
+        """
+        if self.sandbox_url is None or provider in LOCAL_PROVIDERS:
+            return None
+        path = urlsplit(base_url).path.rstrip("/") if base_url and not base_url.startswith("env:") else ""
+        return f"{self.sandbox_url}/{provider}{path}"
+
     @classmethod
     def load(
-        cls, config: Path | None = None, *, env: Mapping[str, str] | None = None, sandbox: bool = False
+        cls,
+        config: Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        sandbox: bool = False,
+        sandbox_url: str | None = None,
     ) -> Catalog:
         specs = {s.id: s for s in builtin_specs()}
         if config is not None:
             for s in _read_yaml(Path(config).read_text(encoding="utf-8"), str(config)):
                 specs[s.id] = s
-        return cls(list(specs.values()), env=env, sandbox=sandbox)
+        return cls(list(specs.values()), env=env, sandbox=sandbox, sandbox_url=sandbox_url)
 
     def get(self, name: str) -> CatalogModel | None:
         key = self._lookup.get(name) or self._lookup.get(name.lower())

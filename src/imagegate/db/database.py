@@ -43,6 +43,26 @@ def maybe_aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else aware(dt)
 
 
+_PG_PREFIXES = ("postgresql+psycopg://", "postgresql+asyncpg://", "postgresql://", "postgres://")
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy URL, with psycopg 3 for PostgreSQL whatever the user wrote: one driver serves
+    SQLAlchemy and the job engine, so a job is deferred on the very connection that writes its task."""
+    for prefix in _PG_PREFIXES:
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The same database as a plain ``postgresql://`` conninfo (for psycopg itself)."""
+    for prefix in _PG_PREFIXES:
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    raise ValueError("not a PostgreSQL URL")
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
@@ -91,21 +111,25 @@ class Sessions:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+    def __init__(self, url: str, *, pool_size: int | None = None, max_overflow: int | None = None) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.is_postgres = self.url.startswith("postgresql")
         kw: dict[str, Any]
         if self.is_sqlite:
-            kw = {"connect_args": {"timeout": 30}, "pool_size": 8, "max_overflow": 24, "pool_timeout": 60}
+            kw = {"connect_args": {"timeout": 30}, "pool_size": pool_size or 8, "max_overflow": 24, "pool_timeout": 60}
         else:
-            kw = {"pool_size": 10, "max_overflow": 30, "pool_pre_ping": True, "pool_timeout": 60}
-        self.engine: AsyncEngine = create_async_engine(url, **kw)
+            kw = {"pool_size": pool_size or 10, "pool_pre_ping": True, "pool_timeout": 60}
+            kw["max_overflow"] = 20 if max_overflow is None else max_overflow
+        self.engine: AsyncEngine = create_async_engine(self.url, **kw)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.session = Sessions(async_sessionmaker(self.engine, expire_on_commit=False), serialize=self.is_sqlite)
 
     async def migrate(self) -> None:
+        """Our tables (Alembic), and on PostgreSQL the job engine's."""
         await migrate.upgrade(self.engine)
+        await migrate.ensure_job_schema(self.engine)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -31,6 +31,32 @@ class ApiKey(Base):
     webhook_secret: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests per minute
+    max_concurrent_tasks: Mapped[int | None] = mapped_column(Integer, nullable=True)  # queued + running
+
+
+class Process(Base):
+    """A running imagegate process; a task it owns is taken over only once its heartbeat stops."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))  # serve / api / worker
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class RateWindow(Base):
+    """Requests of one key in one minute, counted where every API process sees them."""
+
+    __tablename__ = "rate_windows"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix time // 60
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class Task(Base):
@@ -48,7 +74,9 @@ class Task(Base):
     inputs: Mapped[list[Any]] = mapped_column(JSON, default=list)  # stored input file ids
     deployment_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     provider: Mapped[str | None] = mapped_column(String(60), nullable=True)
-    upstream: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # submit handle
+    upstream: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # submit intent, then handle
+    owner: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)  # the process running it
+    job_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # its job in the job engine, if any
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -7,7 +7,7 @@ webhook outbox row) rides in the same transaction as the write that won.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +17,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imagegate.db.database import Database, changed, new_id
 from imagegate.db.idempotency import IdempotencyStore
 from imagegate.db.keys import refund, reserve
+from imagegate.db.processes import ProcessStore
 from imagegate.db.tables import Delivery, StoredFile, Task, Upload, utcnow
 from imagegate.domain import ErrorCode, GatewayError, TaskStatus
 
 LIVE = (TaskStatus.queued.value, TaskStatus.running.value, TaskStatus.awaiting_upload.value)
 RUNNING = TaskStatus.running.value
+
+# How far a running task got upstream (``Task.upstream["stage"]``), so a process taking it over knows
+# what it may do again: a claimed task sent nothing to a poll-kind upstream (those record the
+# submit first); a submitting one may have been accepted; a submitted one has a handle to poll.
+CLAIMED, SUBMITTING, SUBMITTED = "claimed", "submitting", "submitted"
+
+
+def stage_of(task: Task) -> str | None:
+    up = task.upstream or {}
+    if up.get("handle") is not None:
+        return SUBMITTED
+    return up.get("stage")
+
+
+#: queues a task's job in the transaction that creates it (the job id comes back)
+Defer = Callable[[AsyncSession, str], Awaitable[int]]
 
 
 def _apply(task: Task, values: dict[str, Any]) -> None:
@@ -50,14 +67,21 @@ def outbox(s: AsyncSession, task: Task) -> None:
 
 
 class TaskStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, processes: ProcessStore) -> None:
         self.db = db
+        self.processes = processes
 
     async def create(
-        self, task: Task, inputs: Sequence[StoredFile], uploads: Sequence[Upload] = (), claim: int | None = None
+        self,
+        task: Task,
+        inputs: Sequence[StoredFile],
+        uploads: Sequence[Upload] = (),
+        claim: int | None = None,
+        defer: Defer | None = None,
     ) -> None:
         """One transaction: reserve the task's credits, add it with its stored inputs and upload slots,
-        and bind the Idempotency-Key claim it answers (a replay then finds the task, never a half)."""
+        bind the Idempotency-Key claim it answers (a replay then finds the task, never a half), and,
+        with ``defer``, queue its job on the same connection (a job never outlives or misses its task)."""
         async with self.db.session.begin() as s:
             if not await reserve(s, task.key_id, task.reserved_micros):
                 cost = task.reserved_micros / 1e6
@@ -71,6 +95,9 @@ class TaskStore:
                 s.add(up)
             if claim is not None:
                 await IdempotencyStore.bind(s, claim, task.id)
+            if defer is not None:
+                await s.flush()
+                task.job_id = await defer(s, task.id)
 
     # -- reads ------------------------------------------------------------------------------
     async def get(self, task_id: str, key_id: str | None = None) -> Task | None:
@@ -113,10 +140,10 @@ class TaskStore:
             )
             return int((await s.execute(q)).scalar_one())
 
-    async def recoverable(self) -> tuple[list[str], list[str]]:
-        """(running task ids to resume, queued task ids in order) after a restart."""
+    async def recoverable(self, me: str) -> tuple[list[str], list[str]]:
+        """(running task ids whose process is gone, queued task ids in order)."""
         async with self.db.session() as s:
-            running = select(Task.id).where(Task.status == RUNNING).order_by(Task.seq)
+            running = select(Task.id).where(Task.status == RUNNING, self.processes.takeable(me)).order_by(Task.seq)
             queued = select(Task.id).where(Task.status == TaskStatus.queued.value).order_by(Task.seq)
             return list((await s.execute(running)).scalars()), list((await s.execute(queued)).scalars())
 
@@ -132,22 +159,45 @@ class TaskStore:
             return list((await s.execute(q)).scalars())
 
     # -- progress --------------------------------------------------------------------------
-    async def claim(self, task_id: str, *, resume: bool) -> Task | None:
-        """Take a queued task (or, on recovery, a running one) for this process to run."""
-        allowed = [TaskStatus.queued.value] + ([RUNNING] if resume else [])
-        stmt = (
+    async def claim(self, task_id: str, me: str) -> tuple[Task | None, bool]:
+        """Take a queued task for process ``me``, or a running one whose process is gone (then True: a
+        take-over); None when the task is done, or a live process runs it."""
+        queued = (
             update(Task)
-            .where(Task.id == task_id, Task.status.in_(allowed))
-            .values(status=RUNNING, started_at=func.coalesce(Task.started_at, utcnow()), attempts=Task.attempts + 1)
+            .where(Task.id == task_id, Task.status == TaskStatus.queued.value)
+            .values(
+                status=RUNNING,
+                owner=me,
+                upstream={"stage": CLAIMED},
+                attempts=Task.attempts + 1,
+                started_at=func.coalesce(Task.started_at, utcnow()),
+            )
+            .returning(Task)
+        )
+        orphan = (
+            update(Task)
+            .where(Task.id == task_id, Task.status == RUNNING, self.processes.takeable(me))
+            .values(owner=me, attempts=Task.attempts + 1)
             .returning(Task)
         )
         async with self.db.session.begin() as s:
-            return (await s.execute(stmt)).scalar_one_or_none()
+            task = (await s.execute(queued)).scalar_one_or_none()
+            if task is not None:
+                return task, False
+            return (await s.execute(orphan)).scalar_one_or_none(), True
+
+    async def save_submitting(self, task_id: str, deployment: str) -> None:
+        """About to send a submit: from now on a process taking the task over must not send it blindly again."""
+        async with self.db.session.begin() as s:
+            stmt = (
+                update(Task).where(Task.id == task_id).values(upstream={"stage": SUBMITTING, "deployment": deployment})
+            )
+            await s.execute(stmt)
 
     async def save_handle(self, task_id: str, deployment: str, provider: str, handle: dict[str, Any]) -> None:
         """Where the upstream job is: written before the first poll, so a restart polls instead of paying again."""
         values = {
-            "upstream": {"deployment": deployment, "handle": handle},
+            "upstream": {"stage": SUBMITTED, "deployment": deployment, "handle": handle},
             "deployment_id": deployment,
             "provider": provider,
         }
@@ -189,13 +239,15 @@ class TaskStore:
             outbox(s, task)
         return True
 
-    async def cancel(self, task: Task) -> bool:
+    async def cancel(
+        self, task: Task, code: str = ErrorCode.canceled.value, message: str = "canceled by the client"
+    ) -> bool:
         """Cancel a live task; False when it already finished."""
         values = {
             "status": TaskStatus.canceled.value,
             "completed_at": utcnow(),
-            "error_code": ErrorCode.canceled.value,
-            "error_message": "canceled by the client",
+            "error_code": code,
+            "error_message": message,
         }
         async with self.db.session.begin() as s:
             stmt = update(Task).where(Task.id == task.id, Task.status.in_(LIVE)).values(**values)
@@ -207,7 +259,7 @@ class TaskStore:
         return True
 
     # -- awaiting uploads ------------------------------------------------------------------
-    async def queue_when_uploaded(self, task_id: str) -> tuple[Task, str | None] | None:
+    async def queue_when_uploaded(self, task_id: str, defer: Defer | None = None) -> tuple[Task, str | None] | None:
         """Queue an ``awaiting_upload`` task whose every slot is filled; its inputs follow slot order.
 
         Returns the task and None once it is queued, or the task still awaiting and why its mask
@@ -235,6 +287,8 @@ class TaskStore:
             if await changed(s, stmt) != 1:
                 return None
             task.status = TaskStatus.queued.value
+            if defer is not None:
+                task.job_id = await defer(s, task_id)
         return task, None
 
 

@@ -43,6 +43,7 @@ class ErrorCode(enum.StrEnum):
     upstream_unavailable = "upstream_unavailable"
     upstream_bad_request = "upstream_bad_request"
     canceled = "canceled"
+    interrupted = "interrupted"  # the process running the task stopped; see the message for what was done
     overloaded = "server_overloaded"
     internal = "internal_error"
 
@@ -70,6 +71,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.upstream_unavailable: 503,
     ErrorCode.upstream_bad_request: 400,
     ErrorCode.canceled: 409,
+    ErrorCode.interrupted: 503,
     ErrorCode.overloaded: 503,
     ErrorCode.internal: 500,
 }

@@ -26,6 +26,7 @@ from imagegate.providers.registry import provider_class
 
 T = TypeVar("T")
 OnSubmit = Callable[[Deployment, dict[str, Any]], Awaitable[None]]
+OnSubmitting = Callable[[Deployment], Awaitable[None]]
 OnProgress = Callable[[PollResult], Awaitable[None]]
 
 
@@ -130,8 +131,12 @@ class Router:
         *,
         on_submit: OnSubmit,
         on_progress: OnProgress,
+        on_submitting: OnSubmitting | None = None,
         resume: tuple[str, dict[str, Any]] | None = None,
     ) -> RouteOutcome:
+        """``on_submitting`` runs before each submit of a poll-kind job (the runner records it, so a
+        process taking the task over knows a submit may have been accepted); ``on_submit`` gets the
+        handle before the first poll."""
         attempts: list[dict[str, Any]] = []
         if resume is not None:
             dep = next((d for d in model.deployments if d.id == resume[0]), None)
@@ -149,7 +154,7 @@ class Router:
                 last = last or UpstreamError(ErrorCode.upstream_unavailable, f"{dep.id}: circuit open")
                 continue
             try:
-                result = await self._run_one(model, dep, req, on_submit, on_progress, attempts)
+                result = await self._run_one(model, dep, req, (on_submitting, on_submit, on_progress), attempts)
             except UpstreamError as exc:
                 last = exc
                 if exc.may_fall_back:
@@ -171,10 +176,10 @@ class Router:
         model: CatalogModel,
         dep: Deployment,
         req: ImageRequest,
-        on_submit: OnSubmit,
-        on_progress: OnProgress,
+        hooks: tuple[OnSubmitting | None, OnSubmit, OnProgress],
         attempts: list[dict[str, Any]],
     ) -> ProviderResult:
+        on_submitting, on_submit, on_progress = hooks
         provider = self.provider(model, dep)
         limit = self._limit(dep)
         if limit is not None:
@@ -182,6 +187,8 @@ class Router:
         try:
             if provider.kind == "sync":
                 return await self._with_retries(dep, attempts, lambda: provider.generate(req))
+            if on_submitting is not None:
+                await on_submitting(dep)
             handle = await self._with_retries(dep, attempts, lambda: provider.submit(req))
             await on_submit(dep, handle)
             return await self._poll_until_done(provider, dep, handle, on_progress, on_submit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,12 @@ from imagegate.catalog import Catalog, CatalogModel, Deployment
 from imagegate.catalog.validate import price_facts
 from imagegate.db.database import to_micros
 from imagegate.db.tables import Task
-from imagegate.db.tasks import TaskStore
+from imagegate.db.tasks import CLAIMED, SUBMITTED, SUBMITTING, TaskStore, stage_of
 from imagegate.domain import ErrorCode, GatewayError, ImageRequest, UpstreamError
 from imagegate.engine.outputs import OutputWriter, Stored
 from imagegate.engine.router import RouteOutcome, Router
 from imagegate.providers.base import PollResult
+from imagegate.providers.registry import provider_class
 
 log = logging.getLogger("imagegate.runner")
 PROGRESS_EVERY = 1.0  # seconds between two progress writes of one task
@@ -51,7 +53,10 @@ class ProgressWriter:
 
 
 class Runner:
-    def __init__(self, store: TaskStore, catalog: Catalog, router: Router, outputs: OutputWriter) -> None:
+    def __init__(
+        self, store: TaskStore, catalog: Catalog, router: Router, outputs: OutputWriter, me: Callable[[], str]
+    ) -> None:
+        self.me = me  # this process's id (see engine/liveness.py): the owner it writes on the tasks it runs
         self.store = store
         self.catalog = catalog
         self.router = router
@@ -59,19 +64,24 @@ class Runner:
         self._running: dict[str, asyncio.Task[Any]] = {}
 
     async def run(
-        self, task_id: str, *, resume: bool = False, claimed: Task | None = None, request: ImageRequest | None = None
+        self, task_id: str, *, claimed: Task | None = None, request: ImageRequest | None = None
     ) -> Finished | None:
-        """Run a task to its terminal state; None if another run held it or a cancel ended it.
+        """Run a task to its terminal state; None if a live process holds it, or a cancel ended it.
 
         ``claimed``: a task this process already holds as running (created claimed); ``request``:
         its validated request still in memory, so its inputs need not be read back from storage.
+        A task whose process is gone is taken over (see :meth:`_take_over`).
         """
         current = asyncio.current_task()
         if current is not None:
             self._running[task_id] = current
         try:
-            task = claimed or await self.store.claim(task_id, resume=resume)
-            return await self._run(task, request) if task is not None else None
+            task, took_over = (claimed, False) if claimed else await self.store.claim(task_id, self.me())
+            if task is None:
+                return None
+            if took_over and not self._may_continue(task):
+                return await self._interrupted(task)
+            return await self._run(task, request)
         except asyncio.CancelledError:
             if not await self.store.is_terminal(task_id):
                 raise
@@ -84,6 +94,43 @@ class Runner:
         running = self._running.get(task_id)
         if running is not None:
             running.cancel()
+
+    def _may_continue(self, task: Task) -> bool:
+        """A task whose process stopped: poll what was submitted; run again only what cannot cost twice.
+
+        Nothing was sent when the task only got as far as its claim and every deployment records its
+        submits (or is free to call again); an async task then runs again. A sync task's client is gone:
+        it is not run for nobody (see :meth:`_interrupted`).
+        """
+        stage = stage_of(task)
+        if stage == SUBMITTED:
+            return True
+        model = self.catalog.get(task.model)
+        deployments = model.deployments if model is not None else []
+        nothing_sent = stage in (CLAIMED, None) and all(
+            provider_class(d.provider).records_submit() for d in deployments
+        )
+        return nothing_sent and task.is_async
+
+    async def _interrupted(self, task: Task) -> Finished | None:
+        """End, refunded, a task that must not run again: canceled when nothing reached the upstream (its
+        sync client is gone), failed when a request may have reached it and cannot be looked up there."""
+        up = task.upstream or {}
+        if stage_of(task) == SUBMITTING:
+            where = str(up.get("deployment") or "the upstream")
+            message = (
+                f"interrupted while a request to {where} was in flight; it offers no way to look the job "
+                "up, so it was not sent again; nothing was charged"
+            )
+        elif task.is_async:
+            message = (
+                "interrupted during a call to a provider that does not record its calls; it was not sent "
+                "again; nothing was charged"
+            )
+        else:
+            message = "the request's connection ended with its server; it was canceled and nothing was charged"
+            return Finished(task) if await self.store.cancel(task, ErrorCode.interrupted.value, message) else None
+        return Finished(task) if await self.store.fail(task, ErrorCode.interrupted.value, message) else None
 
     async def _run(self, task: Task, request: ImageRequest | None) -> Finished | None:
         started = time.monotonic()
@@ -106,16 +153,20 @@ class Runner:
         return await self._settle(task, model, req, outcome, stored, started)
 
     async def _route(self, task: Task, model: CatalogModel, req: ImageRequest) -> RouteOutcome:
+        async def on_submitting(dep: Deployment) -> None:
+            await self.store.save_submitting(task.id, dep.id)
+
         async def on_submit(dep: Deployment, handle: dict[str, Any]) -> None:
             await self.store.save_handle(task.id, dep.id, dep.provider, handle)
 
-        up = task.upstream or None
+        up = task.upstream or {}
         outcome = await self.router.run(
             model,
             req,
+            on_submitting=on_submitting,
             on_submit=on_submit,
             on_progress=ProgressWriter(self.store, task),
-            resume=(up["deployment"], up["handle"]) if up else None,
+            resume=(up["deployment"], up["handle"]) if stage_of(task) == SUBMITTED else None,
         )
         if any(i.data is None for i in outcome.result.images):
             provider = self.router.provider(model, outcome.deployment)

@@ -17,7 +17,7 @@ from imagegate.db.tables import Task
 from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest, Outcome, Submission, shown
 from imagegate.engine.idempotency import Claim, Idempotency
 from imagegate.engine.inputs import InputResolver
-from imagegate.engine.queue import LocalQueue
+from imagegate.engine.queue import TaskQueue
 from imagegate.engine.tasks import NewTask, TaskService
 from imagegate.engine.uploads import UploadService
 from imagegate.media import fetch
@@ -37,7 +37,7 @@ class Submitter:
         self,
         catalog: Catalog,
         tasks: TaskService,
-        queue: LocalQueue,
+        queue: TaskQueue,
         inputs: InputResolver,
         idempotency: Idempotency,
         uploads: UploadService,
@@ -136,8 +136,6 @@ class Submitter:
             raise
         if slot:
             self.queue.run_claimed(task, req)
-        else:
-            await self.queue.enqueue(task.id)
         if sub.wait:
             task = await self.tasks.wait(task.id, min(sub.wait, MAX_WAIT)) or task
         return Outcome(await self.tasks.view(task, sub.base_url))

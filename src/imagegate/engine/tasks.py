@@ -11,10 +11,11 @@ from imagegate.catalog import CatalogModel
 from imagegate.catalog.validate import price_facts
 from imagegate.db.database import aware, new_id, seq_now, to_micros
 from imagegate.db.tables import Task, Upload, utcnow
-from imagegate.db.tasks import TaskStore
+from imagegate.db.tasks import CLAIMED, TaskStore
 from imagegate.domain import Caller, ErrorCode, GatewayError, ImageRequest, TaskStatus, TaskView
 from imagegate.engine.idempotency import Claim
 from imagegate.engine.outputs import OutputWriter
+from imagegate.engine.queue import TaskQueue
 from imagegate.engine.runner import Finished, Runner
 from imagegate.engine.views import Views
 
@@ -41,11 +42,12 @@ def reserve_amount(model: CatalogModel, req: ImageRequest) -> int:
 
 
 class TaskService:
-    def __init__(self, store: TaskStore, outputs: OutputWriter, runner: Runner, views: Views) -> None:
+    def __init__(self, store: TaskStore, outputs: OutputWriter, runner: Runner, views: Views, queue: TaskQueue) -> None:
         self.store = store
         self.outputs = outputs
         self.runner = runner
         self.views = views
+        self.queue = queue
 
     async def create(self, new: NewTask, claim: Claim | None = None, uploads: Sequence[Upload] = ()) -> Task:
         """Reserve credits, keep the inputs and commit the task row (with its upload slots and
@@ -63,9 +65,12 @@ class TaskService:
             kept.append(await self.outputs.keep_input(new.caller.id, row.id, req.mask, "mask"))
         row.inputs = [f.id for f in kept]
         claim_row = claim.row_id if claim is not None else None
-        await self.store.create(row, kept, uploads, claim_row)
+        queued = row.status == TaskStatus.queued.value
+        await self.store.create(row, kept, uploads, claim_row, self.queue.defer if queued else None)
         if claim is not None and claim_row is not None:
             claim.bound = True
+        if queued and self.queue.defer is None:
+            await self.queue.enqueue(row.id)
         return row
 
     def _row(self, new: NewTask) -> Task:
@@ -86,6 +91,8 @@ class TaskService:
             dialect=new.dialect,
             status=status.value,
             started_at=now if new.start else None,
+            owner=self.runner.me() if new.start else None,
+            upstream={"stage": CLAIMED} if new.start else None,
             attempts=1 if new.start else 0,
             is_async=new.is_async,
             request=new.request.describe(),
@@ -130,7 +137,7 @@ class TaskService:
                 f"task '{task.id}' already finished ({ended.status}); only queued or running tasks can be canceled",
                 param="task_id",
             )
-        self.runner.abort(task.id)
+        await self.queue.abort(task)
         canceled = await self.store.get(task.id)
         if canceled is not None and canceled.upstream:
             await self.runner.cancel_upstream(canceled)

@@ -22,7 +22,7 @@ from imagegate.db.tables import StoredFile, Upload, utcnow
 from imagegate.db.tasks import TaskStore
 from imagegate.db.uploads import UploadStore
 from imagegate.domain import ErrorCode, GatewayError, UploadSlot
-from imagegate.engine.queue import LocalQueue
+from imagegate.engine.queue import TaskQueue
 from imagegate.engine.tasks import TaskService
 from imagegate.media import fetch
 from imagegate.storage.base import Storage
@@ -41,7 +41,7 @@ class UploadService:
         self,
         store: UploadStore,
         tasks: TaskService,
-        queue: LocalQueue,
+        queue: TaskQueue,
         storage: Storage,
         policy: fetch.NetworkPolicy,
         signer: UrlSigner,
@@ -159,14 +159,15 @@ class UploadService:
         A mask whose size differs from the first image's fails the task (``invalid_image``, credits
         refunded): it could not be checked at create time, when its bytes had not arrived.
         """
-        found = await self.tasks.store.queue_when_uploaded(task_id)
+        found = await self.tasks.store.queue_when_uploaded(task_id, self.queue.defer)
         if found is None:
             return False
         task, problem = found
         if problem is not None:
             await self.tasks.store.fail(task, ErrorCode.invalid_image.value, problem, from_status="awaiting_upload")
             return False
-        await self.queue.enqueue(task_id)
+        if self.queue.defer is None:
+            await self.queue.enqueue(task_id)
         return True
 
 

@@ -47,6 +47,17 @@ class Provider:
     default_base_url: ClassVar[str | None] = None
     #: credential names the adapter reads from ``deployment.credentials``
     credential_names: ClassVar[tuple[str, ...]] = ("api_key",)
+    #: calling it again costs nothing and changes nothing upstream (a task interrupted mid-call may re-run)
+    replay_safe: ClassVar[bool] = False
+
+    @classmethod
+    def records_submit(cls) -> bool:
+        """Whether a call may have reached the upstream only after the runner recorded a submit.
+
+        A poll-kind adapter's submit is recorded first, so a task taken over before that record
+        sent nothing; a sync-kind call has no record, so it may have been in flight.
+        """
+        return cls.kind == "poll" or cls.replay_safe
 
     def __init__(self, deployment: Deployment, spec: ModelSpec, http: httpx.AsyncClient) -> None:
         self.deployment = deployment

@@ -49,6 +49,7 @@ def _draw(req: ImageRequest, index: int, w: int, h: int) -> bytes:
 class BuiltinProvider(Provider):
     name = "builtin"
     kind = "sync"
+    replay_safe = True  # offline and free
     credential_names = ()
 
     async def generate(self, req: ImageRequest) -> ProviderResult:

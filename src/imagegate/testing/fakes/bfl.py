@@ -149,7 +149,7 @@ async def submit(request: Request, state: FakeState) -> Response:
     return JSONResponse(
         {
             "id": job_id,
-            "polling_url": f"{POLL_HOST}/v1/get_result?id={job_id}",
+            "polling_url": f"{state.origin(POLL_HOST)}/v1/get_result?id={job_id}",
             "cost": MODELS[model],
             "input_mp": 0.0,
             "output_mp": round(w * h / 1_000_000, 2),

@@ -86,7 +86,7 @@ async def submit(request: Request, state: FakeState) -> Response:
         "ahead": ahead,
         "result": None,
     }
-    base = f"{state.public_base}/{app_id}/requests/{rid}"
+    base = f"{state.origin()}/{app_id}/requests/{rid}"
     return JSONResponse(
         {"request_id": rid, "response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel"}
     )
@@ -145,7 +145,7 @@ async def status(request: Request, state: FakeState) -> Response:
     if job is None:
         return JSONResponse({"detail": "Request not found"}, 404)
     rid = request.path_params["rid"]
-    resp_url = f"{state.public_base}/{job['app']}/requests/{rid}"
+    resp_url = f"{state.origin()}/{job['app']}/requests/{rid}"
     if job["status"] == "CANCELLED":
         return JSONResponse({"status": "COMPLETED", "response_url": resp_url, "error": "Request cancelled"})
     if job["status"] != "COMPLETED":

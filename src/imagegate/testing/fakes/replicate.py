@@ -206,8 +206,8 @@ async def create(request: Request, state: FakeState, model: str, version: str | 
         "completed_at": None,
         "metrics": {},
         "urls": {
-            "get": f"{API}/v1/predictions/{pid}",
-            "cancel": f"{API}/v1/predictions/{pid}/cancel",
+            "get": f"{state.origin(API)}/v1/predictions/{pid}",
+            "cancel": f"{state.origin(API)}/v1/predictions/{pid}/cancel",
             "web": f"https://replicate.com/p/{pid}",
         },
         "_list": is_list,

@@ -4,7 +4,7 @@ A fake declares its route table once, as :class:`Endpoint` rows over plain handl
 ``async (request, state) -> Response``, and one auth check; :func:`fake_app` wraps each handler in
 the same steps every provider fake needs, in the order the fault-injection tests rely on:
 
-1. record the request in ``state.received`` and learn the host the fake is served at;
+1. record the request in ``state.received`` and learn the host (and mount path) the fake is served at;
 2. count the call (``Endpoint.count``) when it arrives;
 3. answer the next scripted fault (``state.script``), if any;
 4. run the auth check, and only then count ``count_after_auth`` calls;
@@ -44,7 +44,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagegate.testing.fakes.state import FakeState, Received
+from imagegate.testing.fakes.state import REQUEST_BASE, FakeState, Received
 
 #: one route's work once the shared steps passed
 Handler = Callable[[Request, FakeState], Awaitable[Response]]
@@ -122,7 +122,7 @@ class Recorder:
             await self.app(scope, receive, send)
             return
         url = URL(scope=scope)
-        self.state.public_base = f"{url.scheme}://{url.netloc}"
+        self.state.public_base = base = f"{url.scheme}://{url.netloc}{scope.get('root_path', '')}"
         body, receive = await _buffer(receive)
         self.state.received.append(await _parse(scope, body))
 
@@ -131,7 +131,11 @@ class Recorder:
                 MutableHeaders(scope=message)["x-imagegate-sandbox"] = "1"
             await send(message)
 
-        await self.app(scope, receive, stamped)
+        token = REQUEST_BASE.set(base)
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            REQUEST_BASE.reset(token)
 
 
 async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
@@ -163,8 +167,18 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
     return body, replay
 
 
+def local_path(scope: Scope) -> str:
+    """The path on the provider's host: below the mount the sandbox server serves this fake at.
+
+    What the fake records and what a signature covering the path is checked against, so a fake
+    mounted at ``/{provider}`` sees the same paths as one served at the root.
+    """
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return (path[len(root) :] if root and path.startswith(root) else path) or "/"
+
+
 async def _parse(scope: Scope, body: bytes) -> Received:
-    method, path = str(scope["method"]), str(scope["path"])
+    method, path = str(scope["method"]), local_path(scope)
     kind = Request(scope).headers.get("content-type", "")
     if not kind.startswith(_FORMS):
         return Received(method, path, _json_or_none(body), {}, {})

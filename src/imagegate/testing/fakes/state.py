@@ -20,6 +20,7 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,9 @@ RECEIVED_KEPT = 1000
 SANDBOX_KEY = "sandbox-key"
 TRIGGERS = ("moderated", "error", "rate-limit")
 
+#: the address the request being handled came to (set by the fake's app for that request only): clients
+#: of one sandbox server may name it differently, and each must get links it can follow
+REQUEST_BASE: ContextVar[str | None] = ContextVar("imagegate_fake_request_base", default=None)
 #: one scripted fault: a reply for this request, or None to let the next entry (or the fake) answer
 Scripted = Callable[[Request], Response | None]
 #: a fake's record of one job or of the last body it saw; tests index it like the JSON it mirrors
@@ -89,7 +93,10 @@ class FakeState:
     #: how many polls a job needs before it finishes (async state machines advance per poll)
     polls_to_finish: int = 2
     url_ttl: float = 600.0
-    public_base: str = "http://fake.invalid"  # set by the app to the host it is served at
+    public_base: str = "http://fake.invalid"  # the host (and mount path) the last request came to
+    #: on a real socket (``imagegate sandbox-server``) the fake is reachable only at its own address, so
+    #: URLs that would name another of the provider's hosts (a CDN, a regional poller) name that instead
+    single_host: bool = False
     calls: Counter[str] = field(default_factory=Counter)  # "submit", "poll", ... -> count
     jobs: dict[str, Job] = field(default_factory=dict)
     #: job id -> polls it has seen (the poll state machine's clock)
@@ -149,9 +156,20 @@ class FakeState:
         self.blobs[blob_id] = Blob(data, mime, exp)
         return f"/_blobs/{blob_id}?expires={int(exp)}&sig={self._sign(blob_id, str(int(exp)))}"
 
+    def origin(self, host: str | None = None) -> str:
+        """Where an absolute URL should point: the provider's other ``host`` in process, else this fake.
+
+        In process every host reaches the fake (the transport ignores it), so the fakes name the
+        provider's real CDN and polling hosts and adapters are tested against them; over a socket
+        only the address the request came to answers (the last one seen, outside a request).
+        """
+        if host and not self.single_host:
+            return host
+        return REQUEST_BASE.get() or self.public_base
+
     def link(self, data: bytes, mime: str, ttl: float | None = None, *, host: str | None = None) -> str:
         """An absolute result URL: on the host the fake is served at, or a provider CDN's ``host``."""
-        return (host or self.public_base) + self.store(data, mime, ttl)
+        return self.origin(host) + self.store(data, mime, ttl)
 
     def fetch(self, blob_id: str, expires: str, sig: str) -> Response:
         """Serve a stored blob the way S3-style CDNs refuse a bad or stale signature: 403 XML."""

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from imagegate.testing.fakes.server import Endpoint, fake_app
+from imagegate.testing.fakes.server import Endpoint, fake_app, local_path
 from imagegate.testing.fakes.state import FakeState
 
 _AUTH = re.compile(
@@ -73,7 +73,7 @@ def verify_tc3(request: Request, body: bytes, keys: dict[str, str], service: str
     canonical = "\n".join(
         [
             request.method,
-            request.url.path or "/",
+            local_path(request.scope),
             request.url.query,
             canonical_headers,
             signed,
