@@ -52,8 +52,11 @@ class Proc:
 
 
 class Cluster:
-    def __init__(self, root: Path, pg_url: str, s3: S3Server, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, pg_url: str, s3: S3Server, *, env: dict[str, str] | None = None, config: Path | None = None
+    ) -> None:
         self.root, self.pg_url, self.s3 = root, pg_url, s3
+        self.config_args = ["--config", str(config)] if config else []
         port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{port}"
         base = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
@@ -92,7 +95,7 @@ class Cluster:
         for _ in range(workers):
             self.add_worker(concurrency)
         for i in range(apis):
-            srv = ServerProc(self.root / f"api{i}", env=self.env, args=["--workers", "0"])
+            srv = ServerProc(self.root / f"api{i}", env=self.env, args=["--workers", "0", *self.config_args])
             self.apis.append(srv.start(60))
         wait_until(lambda: self.live("worker") >= workers, 60, "the workers to register")
         return self
@@ -108,6 +111,7 @@ class Cluster:
                 str(self.root / f"worker{n}"),
                 "--log-level",
                 "warning",
+                *self.config_args,
             ],
             self.env,
             self.root / f"worker{n}.log",
@@ -141,8 +145,8 @@ class Cluster:
         rows = self.sql("SELECT count(*) FROM processes WHERE role = %s AND stopped_at IS NULL", role)
         return int(rows[0][0])
 
-    def key(self) -> str:
-        return self.apis[0].create_key()
+    def key(self, *extra: str) -> str:
+        return self.apis[0].create_key(extra=list(extra))
 
     def stop(self) -> None:
         for srv in self.apis:

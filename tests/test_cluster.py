@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ BODY = {"model": MODEL, "prompt": "cluster", "size": "256x256"}
 def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
     with fresh_pg_database() as pg_url:
-        c = Cluster(root, pg_url, s3_server)
+        c = Cluster(root, pg_url, s3_server, config=Path(__file__).parent / "data" / "cluster-catalog.yaml")
         try:
             yield c.start()
         except Exception:
@@ -221,3 +222,57 @@ def test_c_a_killed_api_loses_no_acknowledged_task(cluster: Cluster, key: str) -
     assert set(final.values()) == {"succeeded"}, final
     victim.start(60)
     cluster.configure(provider="fal", polls_to_finish=2)
+
+
+def test_g_a_rate_limit_holds_across_api_processes(cluster: Cluster) -> None:
+    limited = cluster.key("--rpm", "10")
+    body = {"model": "test/test", "prompt": "rate", "size": "64x64"}
+
+    def one(i: int) -> httpx.Response:
+        api = cluster.apis[i % 2]
+        return httpx.post(
+            api.url + "/v1/images/generations", json=body, headers={"authorization": f"Bearer {limited}"}, timeout=30
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(30)))
+    codes = [r.status_code for r in answers]
+    assert codes.count(200) == 10 and codes.count(429) == 20, codes
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited" and int(refused.headers["retry-after"]) >= 1
+
+
+def test_h_a_circuit_opened_on_one_api_is_open_on_the_other(cluster: Cluster, key: str) -> None:
+    a, b = cluster.apis
+    auth = {"authorization": f"Bearer {key}"}
+    for i in range(5):  # the breaker's threshold: five failed calls in a row (each after its retries)
+        r = httpx.post(
+            a.url + "/v1/images/generations",
+            json={"model": "dall-e-3", "prompt": f"[sandbox:error] {i}"},
+            headers=auth,
+            timeout=60,
+        )
+        assert r.status_code >= 500, r.text
+    time.sleep(2.5)  # peers adopt the shared circuits every second
+    calls = cluster.calls("openai", "generations")
+    r = httpx.post(
+        b.url + "/v1/images/generations", json={"model": "dall-e-3", "prompt": "fine"}, headers=auth, timeout=60
+    )
+    assert r.status_code == 503 and "circuit open" in r.json()["error"]["message"], r.text
+    assert cluster.calls("openai", "generations") == calls  # refused without calling the upstream
+
+
+def test_i_a_deployment_cap_holds_across_workers(cluster: Cluster, key: str) -> None:
+    cluster.configure(provider="fal", polls_to_finish=15)
+    try:
+        ids = create_many(cluster, key, 8, model="test/capped")
+        seen: list[int] = []
+        while not all(s in ("succeeded", "failed") for s in statuses(cluster, ids).values()):
+            seen.append(
+                int(cluster.sql("SELECT count(*) FROM deployment_slots WHERE deployment_id = 'capped-fal'")[0][0])
+            )
+            time.sleep(0.05)
+        assert set(statuses(cluster, ids).values()) == {"succeeded"}
+        assert max(seen) == 2, seen  # two workers, each of which alone would allow 2: still 2 in all
+    finally:
+        cluster.configure(provider="fal", polls_to_finish=2)

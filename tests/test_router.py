@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from imagegate.catalog import Catalog
 from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
-from imagegate.engine.router import Breaker, Router
+from imagegate.engine.limits import Breaker
+from imagegate.engine.router import Router
 from imagegate.providers.base import Deployment
 from imagegate.testing.fakes.common import FakeState, create_fake
 

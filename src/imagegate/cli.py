@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import signal
@@ -40,6 +41,10 @@ DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="State directory (default $IMAGEGATE_HOME or ./.imagegate)")
 ]
 Config = Annotated[Path | None, typer.Option("--config", help="Extra catalog YAML")]
+RPM = Annotated[int | None, typer.Option("--rpm", min=1, help="Requests per minute (default: unlimited)")]
+MaxConcurrent = Annotated[
+    int | None, typer.Option("--max-concurrent", min=1, help="Tasks queued or running at once (default: unlimited)")
+]
 TERMINAL = ("succeeded", "failed", "canceled")
 
 
@@ -163,18 +168,42 @@ def sandbox_server(
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="A label for the key")],
     credits: Annotated[float | None, typer.Option("--credits", help="Balance in USD (default: unlimited)")] = None,
+    rpm: RPM = None,
+    max_concurrent: MaxConcurrent = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a key; the secret is printed once, as the last line."""
     settings = _settings(data_dir)
 
     async def go(keys: KeyStore) -> tuple[ApiKey, str]:
-        return await keys.create(name, credits)
+        return await keys.create(name, credits, rate_limit_rpm=rpm, max_concurrent_tasks=max_concurrent)
 
     row, secret = asyncio.run(_with_keys(settings, go))
     bal = "unlimited" if credits is None else f"${credits:.2f}"
     print(f"created key {row.id} ({name}, credits {bal}); the secret is shown only once:")
     print(secret)
+
+
+@keys_app.command("limit")
+def keys_limit(
+    key: Annotated[str, typer.Argument(help="Key id, name or prefix")],
+    rpm: RPM = None,
+    max_concurrent: MaxConcurrent = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Set a key's limits (an option left out lifts that limit)."""
+    settings = _settings(data_dir)
+
+    async def go(keys: KeyStore) -> str | None:
+        row = await keys.find(key)
+        if row is not None:
+            await keys.set_limits(row.id, rate_limit_rpm=rpm, max_concurrent_tasks=max_concurrent)
+        return row.id if row is not None else None
+
+    if asyncio.run(_with_keys(settings, go)) is None:
+        err.print(f"[red]no single key matches {key!r}[/red]")
+        raise typer.Exit(1)
+    print(f"{key}: {rpm or 'unlimited'} requests/min, {max_concurrent or 'unlimited'} tasks at once")
 
 
 @keys_app.command("list")
@@ -212,18 +241,35 @@ def models(
     show_all: Annotated[bool, typer.Option("--all", help="Include models lacking credentials")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox")] = False,
     config: Config = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model, for scripts")] = False,
 ) -> None:
     """List the catalog."""
     table = Table("model", "modes", "max n", "price", "providers", "ready")
-    for m in Catalog.load(config, sandbox=sandbox).all():
+    for m in Catalog.load(config, sandbox=sandbox, sandbox_url=os.environ.get("IMAGEGATE_SANDBOX_URL")).all():
         if not show_all and not m.ready:
+            continue
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "id": m.id,
+                        "capabilities": m.spec.capabilities,
+                        "max_n": m.spec.max_n,
+                        "pricing": m.spec.price.describe(),
+                        "providers": sorted({d.provider for d in m.deployments}),
+                        "ready": m.ready,
+                        "not_ready_reason": m.not_ready_reason,
+                    }
+                )
+            )
             continue
         p = m.spec.price
         price = f"${p.per_image:g}/image" if p.per_image is not None and not p.rules else "by size/quality"
         providers = ",".join(sorted({d.provider for d in m.deployments}))
         ready = "yes" if m.ready else f"no ({m.not_ready_reason})"
         table.add_row(m.id, ",".join(m.spec.capabilities), str(m.spec.max_n), price, providers, ready)
-    Console().print(table)
+    if not as_json:
+        Console().print(table)
 
 
 @app.command()
@@ -235,9 +281,10 @@ def generate(
     output: Annotated[Path, typer.Option("-o", "--output", help="File; with n>1 a suffix -1, -2 ... is added")] = Path(
         "out.png"
     ),
-    url: Annotated[str, typer.Option("--url", envvar="IMAGEGATE_URL")] = os.environ.get(
-        "IMAGEGATE_URL", "http://127.0.0.1:8000"
-    ),
+    url: Annotated[
+        str | None, typer.Option("--url", envvar="IMAGEGATE_URL", help="The server (default http://127.0.0.1:PORT)")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="The local server's port, when --url is not given")] = 8000,
     key: Annotated[str | None, typer.Option("--key", envvar="IMAGEGATE_API_KEY")] = None,
     timeout: Annotated[float, typer.Option("--timeout")] = 600.0,
 ) -> None:
@@ -264,11 +311,16 @@ def generate(
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     )
-    with (
-        httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=60) as client,
-        Progress(*columns, console=err) as progress,
-    ):
-        task = _follow(client, progress, body, timeout)
+    base = url or f"http://127.0.0.1:{port}"
+    try:
+        with (
+            httpx.Client(base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=60) as client,
+            Progress(*columns, console=err) as progress,
+        ):
+            task = _follow(client, progress, body, timeout)
+    except httpx.TransportError as exc:
+        err.print(f"[red]cannot reach {base} ({type(exc).__name__}): is `imagegate serve` running there?[/red]")
+        raise typer.Exit(1) from None
     if task["status"] != "succeeded":
         err.print(f"[red]{task['status']}: {task.get('error')}[/red]")
         raise typer.Exit(1)

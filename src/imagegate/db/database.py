@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import secrets
 import time
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, event
+from sqlalchemy import CursorResult, Executable, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -75,6 +76,12 @@ async def changed(s: AsyncSession, stmt: Executable) -> int:
     """Run an UPDATE or DELETE and say how many rows it changed (conditional writes decide races)."""
     result = cast("CursorResult[Any]", await s.execute(stmt))
     return result.rowcount
+
+
+async def lock(s: AsyncSession, name: str) -> None:
+    """Serialize the writers of ``name`` until the transaction ends (PostgreSQL; SQLite writes one at a time)."""
+    if s.get_bind().dialect.name == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(name.encode())})
 
 
 class Sessions:

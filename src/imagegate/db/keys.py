@@ -52,7 +52,14 @@ class KeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, name: str, credits_usd: float | None) -> tuple[ApiKey, str]:
+    async def create(
+        self,
+        name: str,
+        credits_usd: float | None,
+        *,
+        rate_limit_rpm: int | None = None,
+        max_concurrent_tasks: int | None = None,
+    ) -> tuple[ApiKey, str]:
         secret = "ig-" + secrets.token_urlsafe(32)
         row = ApiKey(
             id=new_id("key"),
@@ -62,6 +69,8 @@ class KeyStore:
             credits_micros=None if credits_usd is None else to_micros(credits_usd),
             webhook_secret=_webhook_secret(),
             created_at=utcnow(),
+            rate_limit_rpm=rate_limit_rpm,
+            max_concurrent_tasks=max_concurrent_tasks,
         )
         async with self.db.session.begin() as s:
             s.add(row)
@@ -88,8 +97,25 @@ class KeyStore:
             stmt = update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
             return await changed(s, stmt) == 1
 
-    async def rotate_webhook_secret(self, key_id: str) -> str:
-        new = _webhook_secret()
+    async def set_limits(self, key_id: str, *, rate_limit_rpm: int | None, max_concurrent_tasks: int | None) -> None:
+        """Set (or, with None, lift) a key's limits; every API process applies them from its next request."""
+        values = {"rate_limit_rpm": rate_limit_rpm, "max_concurrent_tasks": max_concurrent_tasks}
         async with self.db.session.begin() as s:
-            await s.execute(update(ApiKey).where(ApiKey.id == key_id).values(webhook_secret=new))
+            await s.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
+
+    async def rotate_webhook_secret(self, key_id: str) -> str:
+        """A new secret; the one it replaces is kept, with the time, so deliveries can carry a signature
+        by each until the grace period ends and receivers can switch over without missing a webhook.
+        A second rotation within the grace period drops the oldest secret at once."""
+        new = _webhook_secret()
+        # both SET clauses read the row as it was: the previous secret is the one being replaced
+        stmt = (
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(
+                previous_webhook_secret=ApiKey.webhook_secret, webhook_secret=new, webhook_secret_rotated_at=utcnow()
+            )
+        )
+        async with self.db.session.begin() as s:
+            await s.execute(stmt)
         return new

@@ -29,6 +29,9 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the secret
     credits_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: unlimited
     webhook_secret: Mapped[str] = mapped_column(String(80))
+    #: the secret a rotation replaced: it signs too (a second signature) for a grace period after the rotation
+    previous_webhook_secret: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    webhook_secret_rotated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests per minute
@@ -49,14 +52,38 @@ class Process(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
-class RateWindow(Base):
-    """Requests of one key in one minute, counted where every API process sees them."""
+class RateEvent(Base):
+    """One accepted request of a key with a rate limit: counted over the last minute by every API process."""
 
-    __tablename__ = "rate_windows"
+    __tablename__ = "rate_events"
 
-    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # unix time // 60
-    count: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_rate_events_key_at", "key_id", "at"),)
+
+
+class BreakerState(Base):
+    """A deployment's circuit as the whole cluster sees it (the embedded default keeps it in memory)."""
+
+    __tablename__ = "breakers"
+
+    deployment_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive, across processes
+    opened_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentSlot(Base):
+    """One of a deployment's ``max_concurrency`` slots, held by one task in one process."""
+
+    __tablename__ = "deployment_slots"
+
+    deployment_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40))  # the process holding it: freed when that process is gone
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Task(Base):

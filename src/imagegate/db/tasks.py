@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.db.database import Database, changed, new_id
+from imagegate.db.database import Database, changed, lock, new_id
 from imagegate.db.idempotency import IdempotencyStore
 from imagegate.db.keys import refund, reserve
 from imagegate.db.processes import ProcessStore
@@ -78,11 +78,14 @@ class TaskStore:
         uploads: Sequence[Upload] = (),
         claim: int | None = None,
         defer: Defer | None = None,
+        max_live: int | None = None,
     ) -> None:
         """One transaction: reserve the task's credits, add it with its stored inputs and upload slots,
         bind the Idempotency-Key claim it answers (a replay then finds the task, never a half), and,
         with ``defer``, queue its job on the same connection (a job never outlives or misses its task)."""
         async with self.db.session.begin() as s:
+            if max_live is not None:
+                await _admit_live(s, task.key_id, max_live)
             if not await reserve(s, task.key_id, task.reserved_micros):
                 cost = task.reserved_micros / 1e6
                 raise GatewayError(
@@ -290,6 +293,18 @@ class TaskStore:
             if defer is not None:
                 task.job_id = await defer(s, task_id)
         return task, None
+
+
+async def _admit_live(s: AsyncSession, key_id: str, max_live: int) -> None:
+    """Refuse a task over the key's limit of live tasks, counted under a per-key lock: exact across processes."""
+    await lock(s, f"live:{key_id}")
+    q = select(func.count()).select_from(Task).where(Task.key_id == key_id, Task.status.in_(LIVE))
+    if int((await s.execute(q)).scalar_one()) >= max_live:
+        raise GatewayError(
+            ErrorCode.rate_limited,
+            f"this key may have {max_live} tasks queued or running at once; retry when one ends",
+            retry_after=1,
+        )
 
 
 async def _mask_mismatch(s: AsyncSession, inputs: Sequence[str]) -> str | None:

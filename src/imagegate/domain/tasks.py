@@ -34,6 +34,8 @@ class Caller:
     id: str
     name: str
     webhook_secret: str
+    rate_limit_rpm: int | None = None  # requests per minute
+    max_concurrent_tasks: int | None = None  # queued and running at once
 
 
 @dataclass(frozen=True, slots=True)

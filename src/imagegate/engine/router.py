@@ -21,6 +21,7 @@ import httpx
 
 from imagegate.catalog import CatalogModel, Deployment
 from imagegate.domain import ErrorCode, ImageRequest, ProviderResult, UpstreamError
+from imagegate.engine.limits import Breaker, BreakerBoard, Gates, LocalGates
 from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.registry import provider_class
 
@@ -32,42 +33,6 @@ OnProgress = Callable[[PollResult], Awaitable[None]]
 
 class ClientSource(Protocol):
     def client_for(self, deployment: Deployment) -> httpx.AsyncClient: ...
-
-
-@dataclass
-class Breaker:
-    """Closed -> open after ``threshold`` consecutive failures; half-open after ``cooldown``: one probe."""
-
-    threshold: int = 5
-    cooldown: float = 30.0
-    failures: int = 0
-    opened_at: float | None = None
-    probing: bool = False
-
-    def state(self, now: float | None = None) -> str:
-        if self.opened_at is None:
-            return "closed"
-        if (now or time.monotonic()) - self.opened_at >= self.cooldown:
-            return "half_open"
-        return "open"
-
-    def allow(self) -> bool:
-        st = self.state()
-        if st == "closed":
-            return True
-        if st == "half_open" and not self.probing:
-            self.probing = True
-            return True
-        return False
-
-    def success(self) -> None:
-        self.failures, self.opened_at, self.probing = 0, None, False
-
-    def failure(self) -> None:
-        self.failures += 1
-        self.probing = False
-        if self.failures >= self.threshold or self.opened_at is not None:
-            self.opened_at = time.monotonic()
 
 
 @dataclass
@@ -89,28 +54,22 @@ class Router:
         breaker_cooldown: float = 30.0,
         poll_interval: float | None = None,
         max_poll_seconds: float = 900.0,
+        board: BreakerBoard | None = None,
+        gates: Gates | None = None,
     ) -> None:
+        """``board`` and ``gates``: the circuits and concurrency caps, per process unless shared ones are given."""
         self.clients = clients
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.poll_interval = poll_interval  # overrides deployments' (the sandbox polls fast)
         self.max_poll_seconds = max_poll_seconds
-        self._breaker_args = (breaker_threshold, breaker_cooldown)
-        self.breakers: dict[str, Breaker] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self.board = board or BreakerBoard(breaker_threshold, breaker_cooldown)
+        self.gates = gates or LocalGates()
 
-    def breaker(self, dep: Deployment) -> Breaker:
-        if dep.id not in self.breakers:
-            self.breakers[dep.id] = Breaker(*self._breaker_args)
-        return self.breakers[dep.id]
-
-    def _limit(self, dep: Deployment) -> asyncio.Semaphore | None:
-        if not dep.max_concurrency:
-            return None
-        if dep.id not in self._limits:
-            self._limits[dep.id] = asyncio.Semaphore(dep.max_concurrency)
-        return self._limits[dep.id]
+    @property
+    def breakers(self) -> dict[str, Breaker]:
+        return self.board.breakers
 
     def provider(self, model: CatalogModel, dep: Deployment) -> Provider:
         return provider_class(dep.provider)(dep, model.spec, self.clients.client_for(dep))
@@ -148,7 +107,7 @@ class Router:
             raise UpstreamError(ErrorCode.upstream_unavailable, f"model '{model.id}' has no ready deployment")
         last: UpstreamError | None = None
         for dep in plan:
-            breaker = self.breaker(dep)
+            breaker = self.board.get(dep.id)
             if not breaker.allow():
                 attempts.append({"deployment": dep.id, "skipped": "circuit open"})
                 last = last or UpstreamError(ErrorCode.upstream_unavailable, f"{dep.id}: circuit open")
@@ -158,15 +117,15 @@ class Router:
             except UpstreamError as exc:
                 last = exc
                 if exc.may_fall_back:
-                    breaker.failure()
+                    self.board.failure(dep.id)
                 else:
-                    breaker.success()  # the upstream answered sensibly; the request was the problem
+                    self.board.success(dep.id)  # the upstream answered sensibly; the request was the problem
                     raise
                 continue
             except BaseException:
                 breaker.probing = False
                 raise
-            breaker.success()
+            self.board.success(dep.id)
             return RouteOutcome(result, dep, attempts)
         assert last is not None
         raise last
@@ -181,10 +140,7 @@ class Router:
     ) -> ProviderResult:
         on_submitting, on_submit, on_progress = hooks
         provider = self.provider(model, dep)
-        limit = self._limit(dep)
-        if limit is not None:
-            await limit.acquire()
-        try:
+        async with self.gates.hold(dep):
             if provider.kind == "sync":
                 return await self._with_retries(dep, attempts, lambda: provider.generate(req))
             if on_submitting is not None:
@@ -192,9 +148,6 @@ class Router:
             handle = await self._with_retries(dep, attempts, lambda: provider.submit(req))
             await on_submit(dep, handle)
             return await self._poll_until_done(provider, dep, handle, on_progress, on_submit)
-        finally:
-            if limit is not None:
-                limit.release()
 
     async def _with_retries(
         self, dep: Deployment, attempts: list[dict[str, Any]], call: Callable[[], Awaitable[T]]

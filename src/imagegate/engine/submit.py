@@ -17,6 +17,7 @@ from imagegate.db.tables import Task
 from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest, Outcome, Submission, shown
 from imagegate.engine.idempotency import Claim, Idempotency
 from imagegate.engine.inputs import InputResolver
+from imagegate.engine.limits import KeyLimits
 from imagegate.engine.queue import TaskQueue
 from imagegate.engine.tasks import NewTask, TaskService
 from imagegate.engine.uploads import UploadService
@@ -43,6 +44,7 @@ class Submitter:
         uploads: UploadService,
         policy: fetch.NetworkPolicy,
         limits: Limits,
+        key_limits: KeyLimits,
     ) -> None:
         self.catalog = catalog
         self.tasks = tasks
@@ -52,11 +54,13 @@ class Submitter:
         self.uploads = uploads
         self.policy = policy
         self.limits = limits
+        self.key_limits = key_limits
 
     async def submit(self, sub: Submission) -> Outcome:
         async with self.idempotency.guard(sub.caller.id, sub.idempotency) as claim:
             if claim is not None and claim.replay is not None:
                 return await self._replay(claim.replay, sub.base_url)
+            await self.key_limits.admit(sub.caller)  # before anything else is done or held for it
             model = self.catalog.get(sub.model)
             if model is None:
                 raise GatewayError(

@@ -29,11 +29,28 @@ def upgrade() -> None:
     with op.batch_alter_table("processes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_processes_heartbeat_at"), ["heartbeat_at"], unique=False)
     op.create_table(
-        "rate_windows",
+        "rate_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("key_id", sa.String(length=40), nullable=False),
-        sa.Column("minute", sa.BigInteger(), nullable=False),
-        sa.Column("count", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("key_id", "minute"),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_rate_events_key_at", "rate_events", ["key_id", "at"], unique=False)
+    op.create_table(
+        "breakers",
+        sa.Column("deployment_id", sa.String(length=120), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("deployment_id"),
+    )
+    op.create_table(
+        "deployment_slots",
+        sa.Column("deployment_id", sa.String(length=120), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("owner", sa.String(length=40), nullable=False),
+        sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("deployment_id", "slot"),
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("owner", sa.String(length=40), nullable=True))
@@ -52,7 +69,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tasks_owner"))
         batch_op.drop_column("job_id")
         batch_op.drop_column("owner")
-    op.drop_table("rate_windows")
+    op.drop_table("deployment_slots")
+    op.drop_table("breakers")
+    op.drop_index("ix_rate_events_key_at", table_name="rate_events")
+    op.drop_table("rate_events")
     with op.batch_alter_table("processes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_processes_heartbeat_at"))
     op.drop_table("processes")
