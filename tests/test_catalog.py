@@ -12,6 +12,7 @@ from imagegate.catalog import Catalog, builtin_specs
 from imagegate.catalog.validate import build_request
 from imagegate.domain import ImageInput
 from imagegate.engine.router import Router
+from imagegate.media import synth
 from imagegate.providers.registry import registered
 from imagegate.testing.fakes.common import fake_modules
 from imagegate.testing.sandbox import Sandbox
@@ -107,3 +108,43 @@ async def test_sandbox_serves_every_model(model_id: str) -> None:
     assert img.size[0] >= 64 and img.size[1] >= 64
     if "panorama" in caps:
         assert img.size[0] == 2 * img.size[1]
+
+
+@pytest.mark.parametrize("model_id", [s.id for s in builtin_specs()])
+async def test_sandbox_makes_n_images_of_the_asked_size(model_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each model's adapter asks its fake for ``n`` images of the validated size and gets them: as many
+    as asked (fewer would be charged as fewer), each of the size's aspect ratio. The fakes draw flat
+    pictures here: only the count and the pixel size matter."""
+    monkeypatch.setattr(synth, "render", lambda prompt, w, h, **_: Image.new("L", (w, h), 128))
+    sandbox = Sandbox(delay_ms=0)
+    model = Catalog.load(sandbox=True).get(model_id)
+    caps, spec = model.spec.capabilities, model.spec
+    images = [] if "generate" in caps else [_png((1024, 1024))]
+    mask = _png((1024, 1024), "RGBA") if images and "mask" in caps else None
+    n = min(2, spec.max_n)
+    params: dict[str, object] = {"prompt": "a quiet harbour at dawn", "n": n}
+    if spec.sizes:
+        params["size"] = spec.sizes[-1]
+    elif spec.default_size and "generate" in caps:
+        params["size"] = spec.default_size
+    req = build_request(model, params, images=images, mask=mask)
+
+    class Clients:
+        def client_for(self, dep):  # type: ignore[no-untyped-def]
+            return sandbox.client(dep.provider) if dep.provider != "builtin" else None
+
+    router = Router(Clients(), poll_interval=0.0, retries=0)
+
+    async def noop(*_):  # type: ignore[no-untyped-def]
+        return None
+
+    out = await router.run(model, req, on_submit=noop, on_progress=noop)
+    got = await router.provider(model, out.deployment).download_all(out.result.images)
+    assert len(got) == n, f"asked for {n} images, got {len(got)}"
+    sizes = {Image.open(io.BytesIO(i.data)).size for i in got}
+    assert len(sizes) == 1, sizes
+    w, h = sizes.pop()
+    want = (req.width / req.height) if req.width and req.height else 1.0  # an edit's auto: the square input
+    if "panorama" in caps:
+        want = 2.0
+    assert abs(w / h / want - 1) < 0.05, (w, h, req.width, req.height)

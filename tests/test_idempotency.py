@@ -115,10 +115,11 @@ def test_failed_sync_task_replays_its_error(api: Api) -> None:
     h = idem()
     body = {**BODY, "prompt": "[sandbox:moderated] no"}
     first = api.post("/v1/images/generations", body, headers=h)
-    assert 400 <= first.status_code < 600 and first.status_code != 500
+    assert first.status_code == 400 and first.json()["error"]["code"] == "content_policy_violation", first.text
     again = api.post("/v1/images/generations", body, headers=h)
     assert again.status_code == first.status_code and again.headers["idempotent-replayed"] == "true"
     assert again.json()["error"]["code"] == first.json()["error"]["code"]
+    assert again.json() == first.json() and again.headers["x-imagegate-task-id"] == first.headers["x-imagegate-task-id"]
 
 
 def png(color: str) -> bytes:

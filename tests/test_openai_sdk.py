@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import openai
@@ -11,6 +13,7 @@ import pytest
 from PIL import Image
 
 from imagegate.media import synth
+from imagegate.storage.signing import UrlSigner
 from tests.conftest import decode
 
 
@@ -137,3 +140,19 @@ def test_revoked_key_is_401(server) -> None:  # type: ignore[no-untyped-def]
         json={"model": "test/test", "prompt": "x", "size": "64x64"},
     )
     assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_validly_signed_url_past_its_expiry_is_refused(server, openai_client: openai.OpenAI) -> None:  # type: ignore[no-untyped-def]
+    """Signed with the server's own secret, so only the expiry can refuse it (the tampered and the
+    rewritten URLs above are refused for their signature before their expiry is looked at)."""
+    url = openai_client.images.generate(model="test/test", prompt="expiring", size="64x64").data[0].url
+    assert url
+    parts = urlsplit(url)
+    name = parts.path.rsplit("/", 1)[1]
+    secret = server.env.get("IMAGEGATE_SECRET_KEY") or (server.data_dir / "secret.key").read_text().strip()
+    signer = UrlSigner(secret, 3600)
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    past, future = int(time.time()) - 2, int(time.time()) + 60
+    assert parse_qs(parts.query)["sig"] == [signer.mac(name, int(parse_qs(parts.query)["expires"][0]))]
+    assert httpx.get(base, params={"expires": past, "sig": signer.mac(name, past)}).status_code == 403
+    assert httpx.get(base, params={"expires": future, "sig": signer.mac(name, future)}).status_code == 200

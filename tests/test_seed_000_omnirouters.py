@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
+from standardwebhooks.webhooks import Webhook
 
 from imagegate.webhooks import signing
 from tests.async_support import Receiver, wait_until
@@ -97,21 +96,11 @@ def assert_ratio(img: Image.Image, w: int, h: int) -> None:
 
 
 def stored_task(srv: ServerProc, task_id: str) -> dict[str, Any]:
-    """The task row as the gateway stored it (the real SQLite file of the running server)."""
-    con = sqlite3.connect(Path(srv.data_dir) / "imagegate.db")
-    try:
-        row = con.execute(
-            "SELECT request, result, deployment_id, provider FROM tasks WHERE id = ?", (task_id,)
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None, task_id
-    return {
-        "request": json.loads(row[0]),
-        "result": json.loads(row[1] or "null"),
-        "deployment_id": row[2],
-        "provider": row[3],
-    }
+    """The task row as the gateway stored it (the running server's own database)."""
+    rows = srv.query("SELECT request, result, deployment_id, provider FROM tasks WHERE id = ?", task_id)
+    assert rows, task_id
+    request, result, deployment_id, provider = rows[0]
+    return {"request": request, "result": result, "deployment_id": deployment_id, "provider": provider}
 
 
 def test_text_to_image_4k_16_9(sandbox: ServerProc, key: str) -> None:
@@ -354,6 +343,7 @@ def test_async_callback_is_signed_task_view(sandbox: ServerProc, key: str, recei
     hit = hits[0]
     secret = httpx.get(sandbox.url + "/v1/webhooks/secret", headers={"Authorization": f"Bearer {key}"}).json()["key"]
     assert signing.verify(secret, hit["headers"], hit["body"])
+    Webhook(secret).verify(hit["body"], hit["headers"])  # the reference library agrees
     body = json.loads(hit["body"])
     assert body["task_id"] == task_id and body["status"] == "succeeded"
     [img] = images_of(body)

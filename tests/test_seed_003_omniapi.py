@@ -4,7 +4,6 @@ on loopback (only host and key replaced), plus the task types, upload slots, exp
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from standardwebhooks.webhooks import Webhook
 
 from imagegate.api.dialects.omni_groups import Groups
 from imagegate.catalog import Catalog
@@ -222,15 +222,12 @@ def test_inpaint_with_uploaded_image_and_mask(sandbox: ServerProc, key: str) -> 
 
 
 def credits_of_task_key(srv: ServerProc, task_id: str) -> tuple[int, int]:
-    """(the task's reserved micros, its key's credits now), straight from the server's SQLite."""
-    con = sqlite3.connect(Path(srv.data_dir) / "imagegate.db")
-    try:
-        return con.execute(
-            "SELECT t.reserved_micros, k.credits_micros FROM tasks t JOIN api_keys k ON k.id = t.key_id WHERE t.id = ?",
-            (task_id,),
-        ).fetchone()
-    finally:
-        con.close()
+    """(the task's reserved micros, its key's credits now), straight from the server's database."""
+    [row] = srv.query(
+        "SELECT t.reserved_micros, k.credits_micros FROM tasks t JOIN api_keys k ON k.id = t.key_id WHERE t.id = ?",
+        task_id,
+    )
+    return int(row[0]), int(row[1])
 
 
 def test_uploaded_mask_of_another_size_fails_the_task(sandbox: ServerProc) -> None:
@@ -349,6 +346,7 @@ def test_panorama_task_with_callback(sandbox: ServerProc, key: str) -> None:
         recv.close()
     secret = httpx.get(sandbox.url + "/v1/webhooks/secret", headers={"Authorization": f"Bearer {key}"}).json()["key"]
     assert signing.verify(secret, hit["headers"], hit["body"])
+    Webhook(secret).verify(hit["body"], hit["headers"])  # the reference library agrees
     payload = json.loads(hit["body"])
     assert payload["status"] == "succeeded" and payload["task_type"] == "panorama"
     assert decode(httpx.get(payload["outputs"]["images"][0]["url"]).content).size == img.size

@@ -7,14 +7,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
+from standardwebhooks.webhooks import Webhook
 
 from imagegate.media import synth
 from imagegate.webhooks import signing
@@ -112,12 +111,8 @@ def b64_mask(w: int, h: int) -> str:
 
 
 def stored_request(srv: ServerProc, task_id: str) -> dict[str, Any]:
-    con = sqlite3.connect(Path(srv.data_dir) / "imagegate.db")
-    try:
-        (raw,) = con.execute("SELECT request FROM tasks WHERE id = ?", (task_id,)).fetchone()
-    finally:
-        con.close()
-    return json.loads(raw)
+    [(request,)] = srv.query("SELECT request FROM tasks WHERE id = ?", task_id)
+    return dict(request)
 
 
 def test_1_text_to_image_sync_jpeg(sandbox: ServerProc, key: str) -> None:
@@ -302,6 +297,7 @@ def test_callback_payload_as_documented(sandbox: ServerProc, key: str, receiver:
     assert hit["headers"]["content-type"] == "application/json"
     secret = httpx.get(sandbox.url + "/v1/webhooks/secret", headers={"Authorization": f"Bearer {key}"}).json()["key"]
     assert signing.verify(secret, hit["headers"], hit["body"])
+    Webhook(secret).verify(hit["body"], hit["headers"])  # the reference library agrees
     payload = json.loads(hit["body"])
     assert payload["code"] == 200 and payload["msg"] == "success"
     data = payload["data"]

@@ -12,6 +12,7 @@ import openai
 import pytest
 from PIL import Image
 
+from imagegate.db.keys import hash_key
 from tests.conftest import ImageHost, ServerProc, decode, server_env
 
 
@@ -246,3 +247,32 @@ def test_sandbox_failure_is_refunded(sandbox: ServerProc) -> None:
         json={"model": "dall-e-2", "prompt": "x", "size": "256x256", "n": int((1 - cost) / cost) + 1},
     )
     assert poor.status_code in (400, 402)  # more than the remaining balance: refused, not overdrawn
+
+
+def test_sandbox_failures_leave_the_balance_exactly_as_it_was(sandbox: ServerProc) -> None:
+    """The balance itself, read from the key's row: a failed or refused request costs nothing, to the micro-dollar."""
+    key = sandbox.create_key(credits=0.05, name="refund-exact")
+    h = {"Authorization": f"Bearer {key}"}
+
+    def balance() -> int:
+        [(micros,)] = sandbox.query("SELECT credits_micros FROM api_keys WHERE key_hash = ?", hash_key(key))
+        return int(micros)
+
+    def post(prompt: str, n: int = 1) -> httpx.Response:
+        body = {"model": "dall-e-2", "prompt": prompt, "size": "256x256", "n": n}
+        return httpx.post(sandbox.url + "/v1/images/generations", headers=h, json=body, timeout=60)
+
+    failed = post("x [sandbox:error]", n=2)
+    assert failed.status_code >= 500 and failed.json()["error"]["code"].startswith("upstream"), failed.text
+    assert balance() == 50_000
+    moderated = post("x [sandbox:moderated]", n=2)
+    assert moderated.status_code == 400 and moderated.json()["error"]["code"] == "content_policy_violation"
+    assert balance() == 50_000
+    ok = post("x")
+    assert ok.status_code == 200, ok.text
+    cost = round(ok.json()["cost"] * 1_000_000)
+    assert cost > 0 and balance() == 50_000 - cost
+    poor = post("x", n=3)  # a valid n whose price is over what is left
+    assert 3 * cost > 50_000 - cost, "the test needs a request the balance cannot pay"
+    assert poor.status_code == 402 and poor.json()["error"]["code"] == "insufficient_credits", poor.text
+    assert balance() == 50_000 - cost

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -138,7 +140,9 @@ def test_uploads_are_private_and_must_be_filled(gw: ServerProc, api: Api) -> Non
 
 def test_awaiting_upload_task_starts_when_its_slots_are_filled(gw: ServerProc, api: Api) -> None:
     """How the Omni API dialect uses slots: a task waits for its inputs, then runs by itself."""
-    local = build_gateway(Settings(data_dir=Path(gw.data_dir)))
+    server_env = {k: v for k, v in gw.env.items() if k.startswith(("IMAGEGATE_", "AWS_"))}
+    with mock.patch.dict(os.environ, server_env):  # the same database and secret as the running server
+        local = build_gateway(Settings(data_dir=Path(gw.data_dir)))
 
     async def make(deadline: float) -> tuple[str, list[str]]:
         key = await local.keys.by_secret(api.key)

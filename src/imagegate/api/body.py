@@ -29,7 +29,6 @@ from imagegate.domain import ErrorCode, GatewayError, IdempotencyKey, ImageRef, 
 IMAGE_FIELDS = ("image", "mask", "images")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LEN = 255
-TRUE = ("1", "true", "yes", "on")
 MAX_JSON_DEPTH = 32  # Settings.max_json_depth
 MAX_JSON_VALUES = 100_000  # arrays, objects and their members in one JSON body
 MAX_FORM_FILES = 64
@@ -50,7 +49,8 @@ class RequestBody:
 
 
 def _too_large(limit: int) -> GatewayError:
-    return GatewayError(ErrorCode.payload_too_large, f"request body is larger than {limit // 2**20} MB")
+    size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit:,} bytes"
+    return GatewayError(ErrorCode.payload_too_large, f"request body is larger than {size}", param="body")
 
 
 async def read_body(request: Request, max_bytes: int, *, max_depth: int = MAX_JSON_DEPTH) -> RequestBody:
@@ -60,7 +60,7 @@ async def read_body(request: Request, max_bytes: int, *, max_depth: int = MAX_JS
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return await _read_form(Request(request.scope, _capped(request.receive, max_bytes)))
-    raw = await _read_capped(request, max_bytes)
+    raw = await read_capped(request, max_bytes)
     if not raw.strip():
         raise GatewayError.bad("body", "request body is empty: send JSON with at least 'model' and 'prompt'")
     data = parse_json(raw, max_depth)
@@ -78,7 +78,7 @@ async def read_body(request: Request, max_bytes: int, *, max_depth: int = MAX_JS
     return body
 
 
-async def _read_capped(request: Request, max_bytes: int) -> bytes:
+async def read_capped(request: Request, max_bytes: int) -> bytes:
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
@@ -223,10 +223,6 @@ def _wait_seconds(value: str | None) -> float:
             "Prefer", f"'Prefer: wait={shown(value, 32)}' must be a number of seconds from 0 to {MAX_PREFER_WAIT:g}"
         )
     return min(seconds, MAX_PREFER_WAIT)
-
-
-def truthy(value: Any) -> bool:
-    return str(value or "").lower() in TRUE
 
 
 async def idempotency_key(request: Request, body: RequestBody) -> IdempotencyKey | None:

@@ -82,7 +82,13 @@ async def current_key(request: Request, gw: GatewayDep) -> Caller:
     key = await gw.keys.by_secret(secret)
     if key is None or key.revoked_at is not None:
         raise GatewayError(ErrorCode.invalid_api_key, "invalid or revoked API key")
-    return Caller(id=key.id, name=key.name, webhook_secret=key.webhook_secret)
+    return Caller(
+        id=key.id,
+        name=key.name,
+        webhook_secret=key.webhook_secret,
+        rate_limit_rpm=key.rate_limit_rpm,
+        max_concurrent_tasks=key.max_concurrent_tasks,
+    )
 
 
 CurrentKey = Annotated[Caller, Depends(current_key)]

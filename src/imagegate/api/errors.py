@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from imagegate.api.routes import served
 from imagegate.db.database import BUSY
 from imagegate.domain import TYPE_BY_STATUS, ErrorCode, GatewayError
 
@@ -52,9 +53,27 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     msg = exc.detail if isinstance(exc.detail, str) else "error"
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
     if exc.status_code == 404 and msg == "Not Found":
         msg = f"no route for {request.method} {request.url.path}"
-    return JSONResponse(error_body(exc.status_code, msg, code=code), status_code=exc.status_code)
+    if exc.status_code == 405:
+        headers["allow"] = ", ".join(allowed_methods(request))
+        msg = f"{request.method} is not allowed on {request.url.path}; allowed: {headers['allow']}"
+    return JSONResponse(error_body(exc.status_code, msg, code=code), status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (RFC 9110: a 405 lists them all in ``Allow``).
+
+    Starlette's own ``Allow`` names the methods of the first route whose path matched, and a path
+    can have several routes (apimodels' POST and GET share one)."""
+    root, path = request.scope.get("root_path", ""), request.url.path
+    path = path[len(root) :] if root and path.startswith(root) else path
+    methods: set[str] = set()
+    for route in served(request.app.router.routes):
+        if route.methods and route.path_regex is not None and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def _db_busy(request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import GatewayDep
+from imagegate.api.openapi import Operation
+from imagegate.api.schemas import Health, ModelEntry, ModelList, Readiness
 from imagegate.catalog import CatalogModel
 from imagegate.domain import ErrorCode, GatewayError, shown
 
@@ -53,12 +55,24 @@ def model_entry(m: CatalogModel) -> dict[str, Any]:
 router = APIRouter()
 
 
-@router.get("/health")
+def _doc(id: str, summary: str, tag: str, responses: dict[int, tuple[Any, str]]) -> dict[str, Any]:
+    return Operation(id=id, summary=summary, tag=tag, responses=responses).route_kwargs()
+
+
+@router.get("/health", **_doc("health", "liveness", "System", {200: (Health, "the process answers")}))
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    **_doc(
+        "ready",
+        "readiness: the database and the storage answer",
+        "System",
+        {200: (Readiness, "ready"), 503: (Readiness, "not ready: checks says which part failed")},
+    ),
+)
 async def ready(gw: GatewayDep) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, probe in (("database", gw.db.ping), ("storage", gw.storage.ping)):
@@ -71,13 +85,16 @@ async def ready(gw: GatewayDep) -> JSONResponse:
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
 
-@router.get("/v1/models")
-async def models(gw: GatewayDep, all: bool = Query(False)) -> dict[str, Any]:  # noqa: A002  (the public name)
+@router.get("/v1/models", **_doc("list_models", "the catalog", "Models", {200: (ModelList, "the models")}))
+async def models(
+    gw: GatewayDep,
+    all: bool = Query(False, description="true: models lacking credentials too, with the reason"),  # noqa: A002
+) -> dict[str, Any]:
     items = [model_entry(m) for m in gw.catalog.all() if all or m.ready]
     return {"object": "list", "data": items}
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get("/v1/models/{model_id:path}", **_doc("get_model", "one model", "Models", {200: (ModelEntry, "the model")}))
 async def model(model_id: str, gw: GatewayDep) -> dict[str, Any]:
     m = gw.catalog.get(model_id)
     if m is None:

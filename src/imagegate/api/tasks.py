@@ -12,12 +12,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from imagegate.api.deps import BaseUrl, CurrentKey, GatewayDep
 from imagegate.api.dialects.openai import task_object
+from imagegate.api.openapi import Operation
 from imagegate.api.responses import FastJSON
+from imagegate.api.schemas import DeliveryList, TaskList, TaskObject
+from imagegate.api.validation import check, given
 from imagegate.db.database import aware
-from imagegate.domain import GatewayError, TaskStatus
+from imagegate.domain import GatewayError, TaskStatus, shown
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 STATUSES = [s.value for s in TaskStatus]
@@ -25,12 +29,12 @@ STATUSES = [s.value for s in TaskStatus]
 router = APIRouter()
 
 
-def parse_limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise GatewayError.bad("limit", f"'limit' must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+class TaskListQuery(BaseModel):
+    status: str | None = Field(
+        None, description=f"only tasks in these states, comma-separated: {', '.join(STATUSES)}", examples=["failed"]
+    )
+    after: str | None = Field(None, description="the next_cursor of the previous page")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="tasks per page")
 
 
 def parse_statuses(raw: str | None) -> list[str] | None:
@@ -39,18 +43,25 @@ def parse_statuses(raw: str | None) -> list[str] | None:
     wanted = [s.strip() for s in raw.split(",") if s.strip()]
     bad = [s for s in wanted if s not in STATUSES]
     if bad or not wanted:
-        raise GatewayError.bad("status", f"unknown status {bad[0] if bad else raw!r}; allowed: {', '.join(STATUSES)}")
+        shown_bad = shown(bad[0] if bad else raw)
+        raise GatewayError.bad("status", f"unknown status {shown_bad!r}; allowed: {', '.join(STATUSES)}")
     return wanted
 
 
-@router.get("/v1/tasks")
+def _doc(id: str, summary: str, model: type[BaseModel], text: str, **kw: Any) -> dict[str, Any]:
+    return Operation(id=id, summary=summary, tag="Tasks", responses={200: (model, text)}, **kw).route_kwargs()
+
+
+@router.get(
+    "/v1/tasks", **_doc("list_tasks", "the caller's tasks, newest first", TaskList, "a page", query=TaskListQuery)
+)
 async def tasks_list(request: Request, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
-    q = request.query_params
+    q = check(TaskListQuery, given(request.query_params))
     rows, more = await gw.tasks.store.page(
         caller.id,
-        statuses=parse_statuses(q.get("status")),
-        limit=parse_limit(q.get("limit")),
-        after=q.get("after") or None,
+        statuses=parse_statuses(q.status),
+        limit=q.limit,
+        after=q.after,
     )
     data = [task_object(await gw.tasks.view(t, base)) for t in rows]
     return FastJSON(
@@ -58,12 +69,15 @@ async def tasks_list(request: Request, gw: GatewayDep, caller: CurrentKey, base:
     )
 
 
-@router.get("/v1/tasks/{task_id}")
+@router.get("/v1/tasks/{task_id}", **_doc("get_task", "a task (any dialect's)", TaskObject, "the task"))
 async def tasks_get(task_id: str, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
     return FastJSON(task_object(await gw.tasks.view(await gw.tasks.get(task_id, caller), base)))
 
 
-@router.post("/v1/tasks/{task_id}/cancel")
+@router.post(
+    "/v1/tasks/{task_id}/cancel",
+    **_doc("cancel_task", "cancel a task", TaskObject, "the task, canceled (409 once it has finished)"),
+)
 async def tasks_cancel(task_id: str, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
     task = await gw.tasks.get(task_id, caller)
     await gw.tasks.cancel(task)
@@ -74,7 +88,10 @@ def _ts(dt: datetime | None) -> float | None:
     return round(aware(dt).timestamp(), 3) if dt is not None else None
 
 
-@router.get("/v1/tasks/{task_id}/deliveries")
+@router.get(
+    "/v1/tasks/{task_id}/deliveries",
+    **_doc("list_task_deliveries", "a task's webhook deliveries and their attempts", DeliveryList, "the deliveries"),
+)
 async def tasks_deliveries(task_id: str, gw: GatewayDep, caller: CurrentKey) -> JSONResponse:
     task = await gw.tasks.get(task_id, caller)
     out: list[dict[str, Any]] = []

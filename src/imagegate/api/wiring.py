@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
-from imagegate.api.body import idempotency_key, read_body
+from imagegate.api.body import IDEMPOTENCY_HEADER, idempotency_key, read_body
 from imagegate.api.deps import CurrentKey, GatewayDep
 from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute
+from imagegate.api.validation import check
 from imagegate.db.database import BUSY
 from imagegate.domain import ErrorCode, GatewayError
 
 log = logging.getLogger("imagegate.api")
 REPLAYED = "Idempotent-Replayed"
+IDEMPOTENCY_TEXT = (
+    "1 to 255 printable ASCII characters: the same key with the same request replays the first answer "
+    "(Idempotent-Replayed: true), with another request it is a 422, while the first runs a 409; kept 24 h"
+)
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 #: an endpoint; FastAPI reads its dependencies off its signature
 Endpoint = Callable[..., Awaitable[Response]]
@@ -55,10 +61,15 @@ def add_dialect(router: APIRouter, dialect: Dialect) -> None:
     route_class = _error_route(dialect.render_error)
     for create in dialect.create_routes:
         endpoint = _create_endpoint(dialect, create)
-        router.add_api_route(create.path, endpoint, methods=["POST"], route_class_override=route_class)
+        doc = replace(create.doc, headers={IDEMPOTENCY_HEADER: IDEMPOTENCY_TEXT, **create.doc.headers})
+        router.add_api_route(
+            create.path, endpoint, methods=["POST"], route_class_override=route_class, **doc.route_kwargs()
+        )
     for task in dialect.task_routes:
         endpoint = _task_endpoint(dialect, task)
-        router.add_api_route(task.path, endpoint, methods=["GET"], route_class_override=route_class)
+        router.add_api_route(
+            task.path, endpoint, methods=["GET"], route_class_override=route_class, **task.doc.route_kwargs()
+        )
     extra = dialect.extra_routes()
     if extra is not None:
         router.include_router(extra)
@@ -89,9 +100,11 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
 
 def _task_endpoint(dialect: Dialect, route: TaskRoute) -> Endpoint:
     async def get_task(request: Request, gw: GatewayDep, caller: CurrentKey) -> Response:
-        task_id = request.path_params.get("task_id") or request.query_params.get("task_id", "").strip()
+        task_id = request.path_params.get(route.id_param)
+        if task_id is None and route.doc.query is not None:
+            task_id = str(getattr(check(route.doc.query, request.query_params), route.id_param))
         if not task_id:
-            raise GatewayError.bad("task_id", "'task_id' is required: GET ?task_id=<taskId>")
+            raise GatewayError.bad(route.id_param, f"'{route.id_param}' is required")
         task = await gw.tasks.get(task_id, caller, param=route.id_param)
         return dialect.render_task(await gw.tasks.view(task, gw.base_url(request)))
 

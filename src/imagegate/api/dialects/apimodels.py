@@ -5,19 +5,25 @@
 ``completed`` with ``resultUrls``; any other is queued and answers ``pending``; ``GET
 ?task_id=`` shows the state. The HTTP status always equals ``code``. The callback body is the
 seed's (``data.param`` and ``data.resultJson`` are JSON strings, times are ms epochs).
+
+Unknown body fields are accepted and ignored, as on the OpenAI routes: apimodels fronts many
+providers whose parameters differ, and the callback's ``data.param`` echoes the request as sent.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from imagegate.api.body import RequestBody
 from imagegate.api.dialects.base import CreateRoute, ParseContext, TaskRoute, task_error
+from imagegate.api.openapi import Operation
+from imagegate.api.validation import check, given
 from imagegate.catalog import Catalog
 from imagegate.domain import ErrorCode, GatewayError, ImageRef, Outcome, Submission, TaskStatus, TaskView
 
@@ -33,6 +39,62 @@ STATES = {
 IMAGE_FIELDS = ("image_base64", "image_url", "image_urls", "mask_base64")
 #: body fields that are not validation parameters (results are always URLs here)
 IGNORED = (*IMAGE_FIELDS, "callback_url", "response_format")
+
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class ApimodelsRequest(BaseModel):
+    """A generation; input images make it an edit (image 1 is image_base64, then image_url, then
+    image_urls), mask_base64 an inpainting. Whether a value suits the model is checked against its
+    catalog entry (GET /v1/models)."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"model": "test/test", "prompt": "a baby otter"}]}
+    )
+
+    model: Id = Field(description="e.g. gpt-image-2-lite; see GET /v1/models", examples=["gpt-image-2-lite"])
+    prompt: str | None = Field(None, examples=["a baby otter"])
+    size: str | None = Field(None, description="WIDTHxHEIGHT or auto", examples=["1024x1024"])
+    quality: str | None = None
+    output_format: str | None = Field(None, description="png, jpeg or webp")
+    resolution: str | None = Field(None, description="1K, 2K or 4K")
+    aspect_ratio: str | None = Field(None, description="W:H, e.g. 16:9")
+    n: int | None = Field(None, ge=1, le=10)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    negative_prompt: str | None = None
+    image_base64: str | list[str] | None = Field(None, description="base64 image(s) or data URIs")
+    image_url: str | None = Field(None, description="an http(s) image URL")
+    image_urls: list[str] | None = Field(None, description="http(s) image URLs")
+    mask_base64: str | None = Field(None, description="the mask of image 1 (base64 PNG)")
+    callback_url: str | None = Field(None, description="POSTed once the task is completed or failed")
+    response_format: str | None = Field(None, description="ignored: answers always carry URLs")
+
+
+class ApimodelsQuery(BaseModel):
+    task_id: Id = Field(description="the taskId of the create answer")
+
+
+class ApimodelsTask(BaseModel):
+    """``data`` of an answer (the seed's camelCase names)."""
+
+    taskId: str
+    state: Literal["pending", "processing", "completed", "failed"]
+    createTime: int | None = Field(description="ms since the epoch")
+    completeTime: int | None = None
+    resultUrls: list[str] | None = Field(None, description="once completed: signed links")
+    failCode: str | None = None
+    failMsg: str | None = None
+
+
+class ApimodelsEnvelope(BaseModel):
+    """Every answer, errors too: ``code`` equals the HTTP status."""
+
+    code: int
+    msg: str
+    data: ApimodelsTask | None
+    param: str | None = Field(None, description="on errors: the parameter at fault")
+    error: str | None = Field(None, description="on errors: a stable machine-readable code")
 
 
 def envelope_status(exc: GatewayError) -> int:
@@ -51,13 +113,10 @@ def ms(dt: datetime | None) -> int | None:
     return int(dt.timestamp() * 1000) if dt is not None else None
 
 
-def _strings(body: dict[str, Any], name: str, many: bool) -> list[str]:
-    value = body.get(name)
-    if value is None or value == "" or value == []:
-        return []
-    values = value if isinstance(value, list) else [value]
-    if (isinstance(value, list) and not many) or any(not isinstance(v, str) or not v.strip() for v in values):
-        raise GatewayError.bad(name, f"'{name}' must be {'an array of strings' if many else 'a string'}")
+def _strings(name: str, value: str | list[str] | None) -> list[str]:
+    values = [value] if isinstance(value, str) else value or []
+    if any(not v.strip() for v in values):
+        raise GatewayError.bad(name, f"'{name}' holds an empty string")
     return values
 
 
@@ -96,8 +155,24 @@ class ApimodelsDialect:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog  # to name models as apimodels does: <owner>/<model>
-        self.create_routes = [CreateRoute(PATH, self.parse)]
-        self.task_routes = [TaskRoute(PATH)]
+        create = Operation(
+            id="apimodels_create",
+            summary="apimodels: create a task",
+            tag="apimodels",
+            responses={200: (ApimodelsEnvelope, "completed (sync models), or pending: poll with GET ?task_id=")},
+            body=ApimodelsRequest,
+            error=ApimodelsEnvelope,
+        )
+        get = Operation(
+            id="apimodels_get",
+            summary="apimodels: a task's state",
+            tag="apimodels",
+            responses={200: (ApimodelsEnvelope, "the task")},
+            query=ApimodelsQuery,
+            error=ApimodelsEnvelope,
+        )
+        self.create_routes = [CreateRoute(PATH, self.parse, create)]
+        self.task_routes = [TaskRoute(PATH, get)]
 
     async def parse(self, request: Request, body: RequestBody, ctx: ParseContext) -> Submission:
         if body.images:
@@ -106,27 +181,26 @@ class ApimodelsDialect:
                 field, f"'{field}' is not a field here: send image_url, image_urls, image_base64 or mask_base64"
             )
         fields = body.fields
-        name = fields.get("model")
-        if not isinstance(name, str) or not name.strip():
-            raise GatewayError.bad("model", "'model' is required")
-        callback_url = fields.get("callback_url") or None
-        if callback_url is not None and not isinstance(callback_url, str):
-            raise GatewayError.bad("callback_url", "'callback_url' must be a string")
+        sent = check(ApimodelsRequest, given(fields))
         refs = [
             ImageRef(v, field)
-            for field, many in (("image_base64", True), ("image_url", False), ("image_urls", True))
-            for v in _strings(fields, field, many)
+            for field, value in (
+                ("image_base64", sent.image_base64),
+                ("image_url", sent.image_url),
+                ("image_urls", sent.image_urls),
+            )
+            for v in _strings(field, value)
         ]
-        refs += [ImageRef(v, "mask_base64", "mask") for v in _strings(fields, "mask_base64", False)]
+        refs += [ImageRef(v, "mask_base64", "mask") for v in _strings("mask_base64", sent.mask_base64)]
         return Submission(
             dialect=self.name,
             caller=ctx.caller,
-            model=name.strip(),
+            model=sent.model,
             base_url=ctx.base_url,
             images=refs,
             params={k: v for k, v in fields.items() if k not in IGNORED},
             run="auto",
-            callback_url=callback_url,
+            callback_url=sent.callback_url,
             record={"param": recorded_param(fields)},
             param_names={"image": "image_url", "mask": "mask_base64"},
         )

@@ -14,6 +14,7 @@ from typing import Protocol
 from fastapi import APIRouter, Request, Response
 
 from imagegate.api.body import RequestBody
+from imagegate.api.openapi import Operation
 from imagegate.catalog import Catalog
 from imagegate.domain import Caller, ErrorCode, GatewayError, Outcome, Submission, TaskView
 
@@ -31,18 +32,22 @@ Parse = Callable[[Request, RequestBody, ParseContext], Awaitable[Submission]]
 
 @dataclass(frozen=True, slots=True)
 class CreateRoute:
-    """``POST path`` creates a task; ``parse`` reads it."""
+    """``POST path`` creates a task; ``parse`` reads it, checking the request with the models that
+    ``doc`` shows in the OpenAPI document."""
 
     path: str
     parse: Parse
+    doc: Operation
 
 
 @dataclass(frozen=True, slots=True)
 class TaskRoute:
-    """``GET path`` shows a task; its id comes as the path parameter ``{task_id}`` or the query parameter
-    ``task_id``. ``id_param`` is the client's name for it in errors."""
+    """``GET path`` shows a task; its id is the path parameter ``{id_param}`` or, when the path has
+    none, the query parameter ``id_param`` (checked with ``doc.query``). ``id_param`` is also the
+    client's name for it in errors."""
 
     path: str
+    doc: Operation
     id_param: str = "task_id"
 
 

@@ -4,60 +4,44 @@
 submission; an input image named in ``files_to_upload[]`` becomes an upload slot tied to the
 task, which then waits in ``awaiting_upload`` until every slot is PUT or its deadline passes
 (it fails with ``upload_expired``). Outputs are signed storage URLs. Parameters are named as the
-client sent them: ``input.size``, ``input.source_image``, ``files_to_upload[0].field``.
+client sent them: ``input.size``, ``input.source_image``, ``files_to_upload[0].field``. Unknown
+fields are refused (why: :mod:`imagegate.api.dialects.omni_models`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from imagegate.api.body import RequestBody, truthy
+from imagegate.api.body import RequestBody
 from imagegate.api.dialects.base import CreateRoute, ParseContext, TaskRoute
 from imagegate.api.dialects.omni_groups import AIO, FileField, Groups, file_fields, input_schema
+from imagegate.api.dialects.omni_models import OmniCreate, OmniFile, OmniModels, OmniModelsQuery, OmniTask
 from imagegate.api.errors import gateway_response
+from imagegate.api.openapi import Operation
 from imagegate.api.responses import ts
-from imagegate.api.uploads import CONTENT_TYPES, slot_object
+from imagegate.api.uploads import slot_object
+from imagegate.api.validation import check, given
 from imagegate.catalog import Catalog, CatalogModel
 from imagegate.domain import GatewayError, ImageRef, Outcome, PendingUpload, Submission, TaskStatus, TaskView, shown
 
 
-def _str_field(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise GatewayError.bad(name, f"'{name}' is required: a non-empty string")
-    return value.strip()
-
-
-def parse_files(raw: Any, fields: list[FileField]) -> list[PendingUpload]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise GatewayError.bad("files_to_upload", "'files_to_upload' must be an array of objects")
+def parse_files(files: list[OmniFile] | None, fields: list[FileField]) -> list[PendingUpload]:
+    """The uploads the create asks for, each for a file input of its task type."""
     roles = {f.name: f.role for f in fields}
     out = []
-    for i, item in enumerate(raw):
-        where = f"files_to_upload[{i}]"
-        if not isinstance(item, dict):
-            raise GatewayError.bad(where, f"'{where}' must be an object with field, filename and content_type")
-        fname = item.get("field")
-        if fname not in roles:
+    for i, item in enumerate(files or ()):
+        if item.field not in roles:
             allowed = ", ".join(roles) or "none (this task type takes no files)"
+            where = f"files_to_upload[{i}].field"
             raise GatewayError.bad(
-                f"{where}.field", f"'{where}.field'={fname!r} is not a file input of this task type; allowed: {allowed}"
+                where, f"'{where}'={shown(item.field)!r} is not a file input of this task type; allowed: {allowed}"
             )
-        filename = item.get("filename")
-        if not isinstance(filename, str) or not 1 <= len(filename) <= 255:
-            raise GatewayError.bad(f"{where}.filename", f"'{where}.filename' must be a string of 1 to 255 characters")
-        ctype = item.get("content_type")
-        if not isinstance(ctype, str) or ctype.lower() not in CONTENT_TYPES:
-            raise GatewayError.bad(
-                f"{where}.content_type", f"'{where}.content_type' must be one of {', '.join(CONTENT_TYPES)}"
-            )
-        out.append(PendingUpload(fname, filename, ctype.lower(), "mask" if roles[fname] == "mask" else "image"))
+        role: Literal["image", "mask"] = "mask" if roles[item.field] == "mask" else "image"
+        out.append(PendingUpload(item.field, item.filename, item.content_type, role))
     return out
 
 
@@ -89,18 +73,40 @@ def image_refs(inp: dict[str, Any], fields: list[FileField], files: list[Pending
     return refs
 
 
+CREATE = Operation(
+    id="omni_create_task",
+    summary="Omni API: create a task",
+    tag="Omni API",
+    responses={200: (OmniTask, "the task; with files_to_upload it waits (awaiting_upload) for the PUTs to uploads[]")},
+    body=OmniCreate,
+)
+GET = Operation(
+    id="omni_get_task",
+    summary="Omni API: a task's status",
+    tag="Omni API",
+    responses={200: (OmniTask, "the task")},
+    path={"portal_task_id": "the create answer's portal_task_id"},
+)
+MODELS = Operation(
+    id="omni_list_models",
+    summary="Omni API: model groups, task types and their schemas",
+    tag="Omni API",
+    description="Public (no API key). The ready groups, unless all=true.",
+    responses={200: (OmniModels, "the model groups")},
+    query=OmniModelsQuery,
+)
+
+
 class OmniDialect:
     name = "omni"
 
     def __init__(self, catalog: Catalog, url_ttl: int) -> None:
         self.groups = Groups(catalog)
         self.url_ttl = url_ttl
-        self.create_routes = [CreateRoute("/api/omni/tasks/create", self.parse)]
-        self.task_routes = [TaskRoute("/api/omni/tasks/{task_id}", id_param="portal_task_id")]
+        self.create_routes = [CreateRoute("/api/omni/tasks/create", self.parse, CREATE)]
+        self.task_routes = [TaskRoute("/api/omni/tasks/{portal_task_id}", GET, id_param="portal_task_id")]
 
-    def route(self, body: dict[str, Any]) -> tuple[str, str, CatalogModel]:
-        group = _str_field(body, "model_group")
-        task_type = _str_field(body, "task_type")
+    def route(self, group: str, task_type: str) -> CatalogModel:
         offered = self.groups.offered(group)
         if offered is None:
             raise GatewayError.bad("model_group", f"no model group '{shown(group)}'; see GET /api/omni/models")
@@ -111,20 +117,16 @@ class OmniDialect:
                 f"model group '{shown(group)}' does not offer task type '{shown(task_type)}'; "
                 f"offered: {', '.join(offered) or 'none'}",
             )
-        return group, task_type, model
+        return model
 
     async def parse(self, request: Request, body: RequestBody, ctx: ParseContext) -> Submission:
         if body.images:
             raise GatewayError.bad(next(iter(body.images)), "put input images inside 'input'")
-        group, task_type, model = self.route(body.fields)
-        inp = body.fields.get("input", {})
-        if not isinstance(inp, dict):
-            raise GatewayError.bad("input", "'input' must be an object")
+        sent = check(OmniCreate, body.fields)
+        group, task_type, inp = sent.model_group, sent.task_type, sent.input
+        model = self.route(group, task_type)
         fields = file_fields(model.spec, task_type)
-        files = parse_files(body.fields.get("files_to_upload"), fields)
-        callback_url = body.fields.get("callback_url")
-        if callback_url is not None and not isinstance(callback_url, str):
-            raise GatewayError.bad("callback_url", "'callback_url' must be a string")
+        files = parse_files(sent.files_to_upload, fields)
         known = input_schema(model.spec, task_type)["properties"]
         for name in inp:
             if name not in known:
@@ -143,7 +145,7 @@ class OmniDialect:
             images=image_refs(inp, fields, files),
             uploads=files,
             run="async",
-            callback_url=callback_url,
+            callback_url=sent.callback_url,
             record={"omni": {"model_group": group, "task_type": task_type}},
             param_names={"image": first_image},
             param_prefix="input.",
@@ -207,10 +209,9 @@ class OmniDialect:
     def extra_routes(self) -> APIRouter | None:
         router = APIRouter()
 
-        @router.get("/api/omni/models")
+        @router.get("/api/omni/models", **MODELS.route_kwargs())
         async def omni_models(request: Request) -> JSONResponse:
-            """Public: the model groups, their task types and schemas (ready groups unless ?all=true)."""
-            groups = self.groups.describe(truthy(request.query_params.get("all")))
+            groups = self.groups.describe(check(OmniModelsQuery, given(request.query_params)).all)
             return JSONResponse({"object": "list", "model_groups": groups, "data": groups, "default_group": AIO})
 
         return router

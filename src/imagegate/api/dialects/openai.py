@@ -14,10 +14,21 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from imagegate.api.body import RequestBody, image_refs, prefer_wait, truthy
+from imagegate.api.body import RequestBody, image_refs, prefer_wait
 from imagegate.api.dialects.base import CreateRoute, ParseContext, TaskRoute, task_error
+from imagegate.api.dialects.openai_models import (
+    ImageEdit,
+    ImageEditForm,
+    ImageGeneration,
+    ImageGenerationForm,
+    ImageParams,
+    ImageQuery,
+)
 from imagegate.api.errors import gateway_response
+from imagegate.api.openapi import Operation
 from imagegate.api.responses import FastJSON, ts
+from imagegate.api.schemas import ImagesResponse, TaskObject
+from imagegate.api.validation import check, given
 from imagegate.domain import (
     ErrorCode,
     GatewayError,
@@ -90,39 +101,73 @@ def task_object(view: TaskView) -> dict[str, Any]:
     return out
 
 
+_CREATED = {
+    200: (ImagesResponse | TaskObject, "the images (sync), or the task when it finished before this answer (async)"),
+    202: (TaskObject, "the task, still queued or running: poll urls.get (async, or a sync run past its timeout)"),
+}
+_NO_QUERY = ImageQuery()
+_ID_TEXT = "the task's id (id or task_id of its create answer)"
+
+
+def create_doc(prefix: str, kind: str) -> Operation:
+    """ImageRouter's paths take an edit without images (then it is a generation)."""
+    edit = kind == "edits" and prefix == "/v1/images"
+    router = prefix != "/v1/images"
+    return Operation(
+        id=("imagerouter_" if router else "") + ("create_image_edit" if kind == "edits" else "create_image"),
+        summary=("ImageRouter: " if router else "") + ("edit images" if kind == "edits" else "generate images"),
+        tag="OpenAI Images",
+        responses=_CREATED,
+        body=ImageEdit if edit else ImageGeneration,
+        form=ImageEditForm if edit else ImageGenerationForm,
+        query=ImageQuery,
+        headers={"Prefer": "wait=N with async: wait up to N seconds (at most 60) for the task to finish"},
+    )
+
+
+def task_doc(prefix: str) -> Operation:
+    router = prefix != "/v1/images"
+    return Operation(
+        id=("imagerouter_" if router else "") + "get_image_task",
+        summary="poll an image task",
+        tag="OpenAI Images",
+        responses={200: (TaskObject, "the task")},
+        path={"task_id": _ID_TEXT},
+    )
+
+
 class OpenAIDialect:
     name = "openai"
 
     def __init__(self) -> None:
         self.create_routes = [
-            CreateRoute(f"{prefix}/{kind}", partial(self.parse, edit=kind == "edits", default_format=fmt))
+            CreateRoute(
+                f"{prefix}/{kind}",
+                partial(self.parse, edit=kind == "edits", default_format=fmt),
+                create_doc(prefix, kind),
+            )
             for prefix, fmt in VARIANTS
             for kind in ("generations", "edits")
         ]
-        self.task_routes = [
-            TaskRoute("/v1/images/generations/{task_id}"),
-            TaskRoute("/v1/openai/images/generations/{task_id}"),
-        ]
+        self.task_routes = [TaskRoute(f"{prefix}/generations/{{task_id}}", task_doc(prefix)) for prefix, _ in VARIANTS]
 
     async def parse(
         self, request: Request, body: RequestBody, ctx: ParseContext, *, edit: bool, default_format: OutputFormat
     ) -> Submission:
         fields = body.fields
-        model = fields.get("model")
-        if not model or not isinstance(model, str):
-            raise GatewayError.bad("model", "'model' is required")
-        q = request.query_params
-        is_async = truthy(q.get("async") or fields.pop("async", ""))
-        callback_url = fields.pop("callback_url", None) or q.get("callback_url")
-        if callback_url is not None and not isinstance(callback_url, str):
-            raise GatewayError.bad("callback_url", "'callback_url' must be a string")
+        sent = check(ImageParams, given(fields))
+        query = check(ImageQuery, given(request.query_params)) if request.scope.get("query_string") else _NO_QUERY
+        is_async = bool(sent.run_async if query.run_async is None else query.run_async)
+        callback_url = sent.callback_url or query.callback_url
+        fields.pop("async", None)
+        fields.pop("callback_url", None)
         refs = await image_refs(body.images, ctx.max_image_bytes)
         if edit and default_format == "png" and not any(r.role == "image" for r in refs):
             raise GatewayError.bad("image", "'image' is required on the edits endpoint")
         return Submission(
             dialect=self.name,
             caller=ctx.caller,
-            model=model,
+            model=sent.model,
             params=fields,
             base_url=ctx.base_url,
             images=refs,
