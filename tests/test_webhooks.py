@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from imagegate.settings import Settings
 from tests.async_support import Api, Receiver, make_key, wait_until
 from tests.conftest import ServerProc
+from tests.webhook_support import age_rotation_of_server
 
 ENV = {
     "IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1",
@@ -103,6 +105,13 @@ def test_rotated_secret_signs_later_deliveries(api: Api, receiver: Receiver) -> 
     assert r.status_code == 200
     new = r.json()["key"]
     assert new != old and api.get("/v1/webhooks/secret").json()["key"] == new
+    task_id = create(api, receiver.url + "/ok")
+    settled(api, task_id)
+    [hit] = receiver.for_task(task_id)
+    Webhook(new).verify(hit["body"], hit["headers"])
+    Webhook(old).verify(hit["body"], hit["headers"])  # the grace period: both secrets sign
+    # once the grace period is over, only the new secret signs
+    age_rotation_of_server(api.server, api.key, Settings().webhook_secret_grace + 60)
     task_id = create(api, receiver.url + "/ok")
     settled(api, task_id)
     [hit] = receiver.for_task(task_id)

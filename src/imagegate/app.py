@@ -20,6 +20,7 @@ from imagegate.api.dialects.apimodels import ApimodelsDialect
 from imagegate.api.dialects.base import Dialect
 from imagegate.api.dialects.omni import OmniDialect
 from imagegate.api.dialects.openai import OpenAIDialect
+from imagegate.api.docs import install_docs
 from imagegate.api.wiring import add_dialect
 from imagegate.catalog import Catalog
 from imagegate.db.database import Database
@@ -27,15 +28,19 @@ from imagegate.db.deliveries import DeliveryStore
 from imagegate.db.idempotency import IdempotencyStore
 from imagegate.db.jobs import JobStore
 from imagegate.db.keys import KeyStore
+from imagegate.db.limits import LimitStore
 from imagegate.db.processes import ProcessStore
+from imagegate.db.retention import RetentionStore
 from imagegate.db.tasks import TaskStore
 from imagegate.db.uploads import UploadStore
 from imagegate.engine.clients import UpstreamClients
 from imagegate.engine.idempotency import Idempotency
 from imagegate.engine.inputs import InputResolver
+from imagegate.engine.limits import BreakerBoard, Gates, KeyLimits, LocalGates, SharedGates
 from imagegate.engine.liveness import Liveness
 from imagegate.engine.outputs import OutputWriter
 from imagegate.engine.queue import LocalQueue, TaskQueue
+from imagegate.engine.retention import RetentionPolicy, RetentionSweeper
 from imagegate.engine.router import Router
 from imagegate.engine.runner import Runner
 from imagegate.engine.submit import Limits, Submitter
@@ -82,9 +87,16 @@ def build_gateway(settings: Settings, role: str = "serve") -> Gateway:
         deliveries=DeliveryStore(db),
         storage=storage,
         signer=signer,
-        services=(liveness, core.queue, UploadSweeper(core.tasks, core.tasks.store), sender)
+        services=(
+            liveness,
+            core.board,
+            core.queue,
+            UploadSweeper(core.tasks, core.tasks.store),
+            RetentionSweeper(RetentionStore(db), storage, RetentionPolicy.from_settings(settings)),
+            sender,
+        )
         if role != "api"
-        else (liveness, core.queue),
+        else (liveness, core.board, core.queue),
         closers=(clients.aclose, fetch_client.aclose, db.close, storage.aclose),
         dialects=dialects,
         sandbox=sandbox is not None or settings.sandbox_url is not None,
@@ -98,6 +110,7 @@ class Core:
     views: Views
     uploads: UploadService
     submitter: Submitter
+    board: BreakerBoard
 
 
 def build_core(
@@ -114,7 +127,11 @@ def build_core(
     """The engine: a runner on the router, the queue on the runner, the core on the task service."""
     store = TaskStore(db, liveness.store)
     outputs = OutputWriter(storage, store)
-    runner = Runner(store, catalog, upstream_router(settings, clients), outputs, liveness.me)
+    limit_store = LimitStore(db, liveness.store)
+    shared = limit_store if db.is_postgres else None  # one process on SQLite: circuits and caps stay in memory
+    board = BreakerBoard(store=shared)
+    gates: Gates = SharedGates(limit_store, liveness.me) if shared else LocalGates()
+    runner = Runner(store, catalog, upstream_router(settings, clients, board, gates), outputs, liveness.me)
     queue = task_queue(settings, db, runner, store, liveness)
     views = Views(signer, storage, queue.position_of)
     tasks = TaskService(store, outputs, runner, views, queue)
@@ -124,8 +141,8 @@ def build_core(
     inputs = InputResolver(fetch_client, policy, upload_store, storage)
     idempotency = Idempotency(IdempotencyStore(db), store, settings.idempotency_ttl)
     limits = Limits(sync_timeout=settings.sync_timeout, awaiting_upload_ttl=settings.awaiting_upload_ttl)
-    submitter = Submitter(catalog, tasks, queue, inputs, idempotency, uploads, policy, limits)
-    return Core(tasks, queue, views, uploads, submitter)
+    submitter = Submitter(catalog, tasks, queue, inputs, idempotency, uploads, policy, limits, KeyLimits(limit_store))
+    return Core(tasks, queue, views, uploads, submitter, board)
 
 
 def task_queue(settings: Settings, db: Database, runner: Runner, store: TaskStore, liveness: Liveness) -> TaskQueue:
@@ -147,11 +164,11 @@ def task_queue(settings: Settings, db: Database, runner: Runner, store: TaskStor
     return LocalQueue(runner, store, liveness, settings.workers, sweep_every=settings.sweep_interval)
 
 
-def upstream_router(settings: Settings, clients: UpstreamClients) -> Router:
+def upstream_router(settings: Settings, clients: UpstreamClients, board: BreakerBoard, gates: Gates) -> Router:
     """The sandbox's fakes answer at once: poll and back off fast there."""
     if settings.sandbox or settings.sandbox_url:
-        return Router(clients, poll_interval=0.05, backoff=0.05)
-    return Router(clients, backoff=0.5)
+        return Router(clients, poll_interval=0.05, backoff=0.05, board=board, gates=gates)
+    return Router(clients, backoff=0.5, board=board, gates=gates)
 
 
 def network_policy(settings: Settings) -> NetworkPolicy:
@@ -171,6 +188,7 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         retry_window=settings.webhook_retry_window,
         backoff_scale=settings.webhook_backoff_scale,
         public_base_url=settings.public_base_url,
+        secret_grace=settings.webhook_secret_grace,
     )
 
 
@@ -206,7 +224,7 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
         async with running(gw):
             yield
 
-    app = FastAPI(title="imagegate", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="imagegate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gw
     errors.install(app)
     if gw.sandbox:
@@ -215,6 +233,7 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
         add_dialect(app.router, dialect)
     for module in (system, files, tasks, uploads, webhooks):
         app.include_router(module.router)
+    install_docs(app)
     return app
 
 

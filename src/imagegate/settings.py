@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible server; AWS_ACCESS_KEY_ID etc. as botocore reads them
     s3_region: str | None = None
+    #: the store as clients reach it: downloads then redirect to presigned links there; unset (the
+    #: store is private), the API processes stream the bytes themselves
+    s3_public_url: str | None = None
     #: input images are refused above this many pixels, read from the header before any decoding
     max_image_pixels: int = 40_000_000
     max_request_pixels: int = 100_000_000  # all input images of one request together
@@ -55,6 +58,12 @@ class Settings(BaseSettings):
     idempotency_ttl: float = 86400.0
     upload_ttl: float = 3600.0
     awaiting_upload_ttl: float = 3600.0
+    #: retention, in seconds (None: keep): the sweeper removes older rows and files in bounded batches
+    retain_outputs: float | None = None  # output images of finished tasks
+    retain_inputs: float | None = 7 * 86400.0  # input images and uploads, once their task ended or expired
+    retain_deliveries: float | None = 30 * 86400.0  # webhook deliveries and their attempts, once settled
+    #: after a rotation the previous webhook secret also signs (a second signature) for this long
+    webhook_secret_grace: float = 86400.0
     #: glibc only: bytes above which buffers come from mmap; 1048576 trades ~25% CPU for less RSS
     malloc_mmap_threshold: int | None = None
 

@@ -176,10 +176,22 @@ class Runner:
     async def _settle(
         self, task: Task, model: CatalogModel, req: ImageRequest, outcome: RouteOutcome, stored: Stored, started: float
     ) -> Finished | None:
-        """Charge the price of the deployment that served (never more than was reserved)."""
+        """Charge the serving deployment's price for the images delivered, never more than was reserved.
+
+        An upstream may answer with fewer images than ``n`` (safety filters drop some; a fan-out call
+        fails part-way). The delivered ones are kept and charged and the missing ones refunded, in the
+        transaction that ends the task: failing it would throw away images the upstream made and the
+        client can use, and a retry would pay for all ``n`` again. The shortfall is recorded on the
+        result, so the client (``len(data)``) and the operator can both see it.
+        """
         dep = outcome.deployment
-        cost = to_micros(model.price_for(dep).unit(price_facts(req)) * len(stored.entries))
+        delivered = len(stored.entries)
+        cost = to_micros(model.price_for(dep).unit(price_facts(req)) * delivered)
         cost = min(cost, task.reserved_micros) if task.reserved_micros else cost
+        if delivered < req.n:
+            log.warning(
+                "task %s: %s delivered %d of %d images; the rest is refunded", task.id, dep.id, delivered, req.n
+            )
         first = stored.entries[0]
         result = {
             "images": stored.entries,
@@ -191,6 +203,8 @@ class Runner:
             "upstream_model": dep.model,
             "compute_ms": int((time.monotonic() - started) * 1000),
         }
+        if delivered < req.n:
+            result["shortfall"] = {"requested": req.n, "delivered": delivered}
         values = {
             "result": result,
             "cost_micros": cost,

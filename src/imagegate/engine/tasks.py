@@ -66,7 +66,8 @@ class TaskService:
         row.inputs = [f.id for f in kept]
         claim_row = claim.row_id if claim is not None else None
         queued = row.status == TaskStatus.queued.value
-        await self.store.create(row, kept, uploads, claim_row, self.queue.defer if queued else None)
+        defer = self.queue.defer if queued else None
+        await self.store.create(row, kept, uploads, claim_row, defer, new.caller.max_concurrent_tasks)
         if claim is not None and claim_row is not None:
             claim.bound = True
         if queued and self.queue.defer is None:

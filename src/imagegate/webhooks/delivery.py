@@ -4,7 +4,8 @@ The row is written in the transaction that finishes the task (see :mod:`imagegat
 so a task can never finish without its webhook being scheduled. This service claims due rows
 under a lease, renders the body fresh at send time (signed image URLs must not have expired)
 with the body of the dialect that created the task, signs it with the key's ``whsec_`` secret
-(Standard Webhooks), POSTs it and records every attempt.
+(Standard Webhooks; for a grace period after a rotation, with the replaced one too), POSTs it and
+records every attempt.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from imagegate.db.database import aware
+from imagegate.db.database import aware, maybe_aware
 from imagegate.db.deliveries import DELIVERED, FAILED, PENDING, STOPPED, DeliveryStore
 from imagegate.db.tables import ApiKey, Delivery, DeliveryAttempt, Task, utcnow
 from imagegate.domain import GatewayError, TaskView
@@ -41,6 +42,8 @@ class DeliveryPolicy:
     retry_window: float  # keep re-sending for this long after the task ended
     backoff_scale: float = 1.0  # multiplies the gaps between attempts (tests shrink them)
     public_base_url: str | None = None
+    #: after a rotation the replaced secret signs too, for this long (``IMAGEGATE_WEBHOOK_SECRET_GRACE``)
+    secret_grace: float = 86400.0
 
 
 @dataclass(slots=True)
@@ -152,6 +155,14 @@ class DeliveryService:
         extra = (task.request or {}).get("extra") or {}
         return str(extra.get("base_url") or "http://localhost").rstrip("/")
 
+    def secrets_of(self, key: ApiKey) -> list[str]:
+        """Signed by the previous secret too while the grace period lasts, so a receiver that has not yet
+        switched to the new secret keeps accepting webhooks instead of dropping them as forged."""
+        rotated = maybe_aware(key.webhook_secret_rotated_at)
+        return signing.signing_secrets(
+            key.webhook_secret, key.previous_webhook_secret, rotated, self.policy.secret_grace, utcnow()
+        )
+
     async def _post(self, d: Delivery, task: Task, key: ApiKey) -> Attempt:
         timeout = self.policy.timeout
         body = b""
@@ -160,7 +171,7 @@ class DeliveryService:
             target = await check_url(d.url, self.network, "callback_url")
             view = await self.views.view(task, self.base_url_of(task))
             body = self.bodies.get(task.dialect, self.default_body)(view)
-            headers = {"content-type": "application/json", **signing.headers(key.webhook_secret, d.id, body)}
+            headers = {"content-type": "application/json", **signing.headers(self.secrets_of(key), d.id, body)}
             assert self.client is not None, "start() opens the client"
             request = target.build(self.client, "POST", content=body, headers=headers, timeout=timeout)
             resp = await self.client.send(request, stream=True)
