@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= .imagegate
 
-.PHONY: install serve sandbox key test check bench clean
+.PHONY: install serve sandbox key test check bench clean mutation
 
 install: $(VENV)/.installed
 
@@ -29,8 +29,11 @@ sandbox: install
 key: install
 	$(BIN)/imagegate keys create --data-dir $(DATA) --name $${NAME:-local}
 
+# The whole suite twice: on the embedded profile, then on the cluster profile (PostgreSQL with the
+# job engine, S3, the provider fakes in a sandbox server); profile-free tests run in the first pass only.
 test: install
 	$(BIN)/pytest -q -n 2
+	IMAGEGATE_TEST_PROFILE=cluster $(BIN)/pytest -q -n 2
 
 # The bar CI enforces: formatting, lint, strict typing, the layering contract, size limits.
 check: install
@@ -39,6 +42,11 @@ check: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/check_sizes.py src/imagegate
+
+# Break the money and security paths one at a time (refunds, credits, signed links, webhook signatures,
+# SSRF, keys) in a scratch copy of src/ and fail unless a test catches every break.
+mutation: install
+	$(BIN)/python scripts/mutation_check.py
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -23,6 +23,7 @@ SCENARIOS = {  # name -> (module, full timeout s, quick timeout s)
     "async": ("bench.async_capacity", 600, 120),
     "pipeline": ("bench.pipeline", 400, 120),
     "cold_start": ("bench.cold_start", 240, 90),
+    "cluster": ("bench.cluster", 900, 240),
 }
 BEGIN, END = "<!-- bench:table:begin -->", "<!-- bench:table:end -->"
 MB = 2**20
@@ -83,6 +84,7 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
     asy = (results.get("async") or {}).get("data")
     pipe = (results.get("pipeline") or {}).get("data")
     cold = (results.get("cold_start") or {}).get("data")
+    clu = (results.get("cluster") or {}).get("data")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         rev = (
@@ -280,6 +282,8 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
             f" first boot on an empty data dir (migrations) {cold['first_boot_empty_dir_s']:.2f} s."
         )
         out.append("")
+    if clu:
+        out.extend(cluster_table(clu))
     for name, r in results.items():
         if r["data"] is None:
             out.append(f"Scenario {name} produced no result (rc {r['meta']['rc']}); see bench/results/*.log.")
@@ -287,6 +291,24 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
     out.append("")
     out.extend(goals)
     return "\n".join(out) + "\n"
+
+
+def cluster_table(clu: dict[str, Any]) -> list[str]:
+    rows = [
+        f"### 5. Cluster vs embedded ({clu['count']} async creates paced at {clu['rate']:g}/s, upstream jobs of "
+        f"{clu['job_seconds']:g} s; every process on this same machine)",
+        "",
+        "| profile | created | errors | creates/s | create p50 / p99 ms | all succeeded after s "
+        "| CPU s (all processes) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (("embedded", "embedded (1 serve, SQLite)"), ("cluster", "cluster (2 API + 2 workers, PG)")):
+        r = clu[name]
+        rows.append(
+            f"| {label} | {r['created']} | {r['errors']} | {f(r['create_rate'])} | {f(r['create_p50_ms'])} / "
+            f"{f(r['create_p99_ms'])} | {f(r['all_done_after_s'])} | {f(r['cpu_s'])} |"
+        )
+    return [*rows, ""]
 
 
 def update_readme(table: str) -> None:

@@ -60,7 +60,7 @@ class FakeUpstream:
         self.proc.wait(10)
 
 
-def write_catalog(path: Path, upstream_url: str) -> Path:
+def write_catalog(path: Path, upstream_url: str, max_concurrency: int | None = None) -> Path:
     """``test/slow``: a poll-kind model served by the fal fake at ``upstream_url``."""
     entry = {
         "id": "test/slow",
@@ -80,6 +80,7 @@ def write_catalog(path: Path, upstream_url: str) -> Path:
                 "credentials": {"api_key": "FAL_KEY"},
                 "poll_interval": 0.05,
                 "timeout": 120,
+                **({"max_concurrency": max_concurrency} if max_concurrency else {}),
             }
         ],
     }
@@ -88,9 +89,14 @@ def write_catalog(path: Path, upstream_url: str) -> Path:
 
 
 def slow_server(
-    tmp: Path, upstream: FakeUpstream, *, workers: int = 4, env: dict[str, str] | None = None
+    tmp: Path,
+    upstream: FakeUpstream,
+    *,
+    workers: int = 4,
+    env: dict[str, str] | None = None,
+    max_concurrency: int | None = None,
 ) -> ServerProc:
-    catalog = write_catalog(tmp / "catalog.yaml", upstream.url)
+    catalog = write_catalog(tmp / "catalog.yaml", upstream.url, max_concurrency)
     base_env = {
         "IMAGEGATE_ALLOW_PRIVATE_NETWORKS": "1",
         "FAL_KEY": "sandbox-key",
@@ -103,7 +109,7 @@ def slow_server(
 
 
 def make_key(server: ServerProc, name: str = "test") -> str:
-    """A new API key written straight into the running server's SQLite (the CLI's code path, minus
+    """A new API key written straight into the running server's database (the CLI's code path, minus
     a Python start-up per key)."""
     import asyncio
 
@@ -111,7 +117,8 @@ def make_key(server: ServerProc, name: str = "test") -> str:
     from imagegate.db.keys import KeyStore
 
     async def go() -> str:
-        db = Database(f"sqlite+aiosqlite:///{server.data_dir / 'imagegate.db'}")
+        url = server.env.get("IMAGEGATE_DATABASE_URL") or f"sqlite+aiosqlite:///{server.data_dir / 'imagegate.db'}"
+        db = Database(url)
         try:
             return (await KeyStore(db).create(name, None))[1]
         finally:

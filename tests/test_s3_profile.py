@@ -29,6 +29,7 @@ def gw(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "IMAGEGATE_STORAGE_URL": f"s3://{s3_server.bucket}/{PREFIX}",
         "IMAGEGATE_S3_ENDPOINT_URL": s3_server.endpoint,
         "IMAGEGATE_S3_REGION": s3_server.region,
+        "IMAGEGATE_S3_PUBLIC_URL": s3_server.endpoint,  # clients can reach the store: redirect to it
         "IMAGEGATE_URL_TTL_SECONDS": "120",  # shorter than the redirect's own cap: our link's expiry binds
     }
     srv = ServerProc(tmp_path_factory.mktemp("gw-s3"), env=env).start()
@@ -82,6 +83,28 @@ def test_generate_then_download_through_a_presigned_redirect(gw: ServerProc, api
     name = urlsplit(url).path.rsplit("/", 1)[1]
     assert f"{PREFIX}/outputs/{name[5:7]}/{name}" in objects(s3_server, "outputs/")
     assert nothing_on_disk(gw.data_dir)
+
+
+def test_a_private_store_is_streamed_by_the_api(s3_server: S3Server, tmp_path: Path) -> None:
+    """No public address: the link answers with the bytes itself, never with a redirect clients cannot follow."""
+    env = {
+        **s3_server.env(),
+        "IMAGEGATE_STORAGE_URL": f"s3://{s3_server.bucket}/{PREFIX}",
+        "IMAGEGATE_S3_ENDPOINT_URL": s3_server.endpoint,
+        "IMAGEGATE_S3_REGION": s3_server.region,
+    }
+    srv = ServerProc(tmp_path, env=env).start()
+    try:
+        api = Api(srv, make_key(srv))
+        r = api.post("/v1/images/generations", {"model": "test/test", "prompt": "x", "size": "256x128"})
+        assert r.status_code == 200, r.text
+        got = httpx.get(r.json()["data"][0]["url"], timeout=10)
+        assert got.status_code == 200 and "location" not in got.headers
+        assert got.headers["content-type"] == "image/png" and decode(got.content).size == (256, 128)
+        assert httpx.get(r.json()["data"][0]["url"].replace("sig=", "sig=0"), timeout=10).status_code == 403
+        assert nothing_on_disk(srv.data_dir)
+    finally:
+        srv.stop()
 
 
 def test_bad_links_are_refused_before_any_redirect(gw: ServerProc, api: Api) -> None:

@@ -28,7 +28,8 @@ def s3_store(s3: S3Server, monkeypatch: pytest.MonkeyPatch, *, secret: str | Non
         monkeypatch.setenv(name, value)
     bucket = kw.pop("bucket", s3.bucket)
     prefix = kw.pop("prefix", f"t-{secrets.token_hex(4)}")
-    return S3Storage(bucket, prefix, endpoint_url=s3.endpoint, region=s3.region)
+    public = kw.pop("public_url", s3.endpoint)
+    return S3Storage(bucket, prefix, endpoint_url=s3.endpoint, region=s3.region, public_url=public or None)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -163,6 +164,28 @@ async def test_presigned_url_serves_the_type_then_expires(s3_server: S3Server, m
         await st.aclose()
 
 
+async def test_links_are_signed_for_the_public_address_or_not_at_all(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SigV4 signs the host: a link for the address clients use must be signed for that address."""
+    public = s3_server.endpoint.replace("127.0.0.1", "localhost")
+    st = s3_store(s3_server, monkeypatch, public_url=public)
+    private = s3_store(s3_server, monkeypatch, public_url="")
+    try:
+        k = key()
+        await st.put(k, b"\x89PNG via another name", "image/png")
+        url = await st.presigned_url(k, expires_in=60, content_type="image/png")
+        assert url is not None and url.startswith(public + "/")
+        got = httpx.get(url, timeout=10)
+        assert got.status_code == 200 and got.content == b"\x89PNG via another name"
+        # the same link with the host swapped back no longer matches its signature
+        assert httpx.get(url.replace(public, s3_server.endpoint), timeout=10).status_code == 403
+        assert await private.presigned_url(k, expires_in=60, content_type="image/png") is None
+    finally:
+        await st.aclose()
+        await private.aclose()
+
+
 async def test_wrong_secret_is_refused(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server really checks signatures: the right access key with a wrong secret gets nothing."""
     good = s3_store(s3_server, monkeypatch, prefix="signed")
@@ -232,3 +255,32 @@ def test_bad_storage_url_stops_start_up(url: str) -> None:
 def test_no_storage_url_is_local_disk(tmp_path: Path) -> None:
     st = open_storage(Settings(data_dir=tmp_path))
     assert isinstance(st, LocalStorage) and st.root == (tmp_path / "files").resolve()
+
+
+# -- signed links ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expires", "sig"),
+    [
+        (None, None),
+        ("", "ab"),
+        ("²", "ab"),  # a digit to str.isdigit, not to int
+        ("9" * 40, "ab"),
+        ("{exp}", "\u00a0" * 40),  # non-ASCII: compare_digest would raise on str
+        ("{exp}", "é{sig}"),
+        ("{exp}", "{sig}0"),
+        ("-5", "{sig}"),
+    ],
+)
+def test_any_query_is_an_answer_never_an_exception(expires: str | None, sig: str | None) -> None:
+    from imagegate.storage.signing import UrlSigner
+
+    signer = UrlSigner("s" * 32, ttl=60)
+    exp, good = signer.sign("file_x.png")
+    fill = lambda v: v if v is None else v.format(exp=exp, sig=good)  # noqa: E731
+    assert signer.verify("file_x.png", fill(expires), fill(sig)) is False
+    assert signer.matches("file_x.png", fill(expires), fill(sig)) is False
+    assert signer.verify("file_x.png", str(exp), good) is True
+    assert signer.verify("file_x.png", "1000000000", signer.mac("file_x.png", 1000000000)) is False  # expired
+    assert signer.matches("file_x.png", "1000000000", signer.mac("file_x.png", 1000000000)) is True

@@ -11,7 +11,6 @@ waiting tasks past their deadline.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -136,16 +135,10 @@ class UploadService:
         return up
 
     async def _open(self, upload_id: str, expires: str | None, sig: str | None) -> Upload:
-        if (
-            not _ID.match(upload_id)
-            or not expires
-            or not sig
-            or not expires.isdigit()
-            or not hmac.compare_digest(self.signer.mac(upload_id, int(expires)), sig)
-        ):
+        if not _ID.match(upload_id) or not self.signer.matches(upload_id, expires, sig):
             raise GatewayError(ErrorCode.forbidden, "the upload URL is invalid", param="sig")
         up = await self.store.get(upload_id)
-        if up is None or int(aware(up.expires_at).timestamp()) != int(expires):
+        if up is None or int(aware(up.expires_at).timestamp()) != int(expires or 0):
             raise GatewayError(ErrorCode.forbidden, "the upload URL is invalid", param="sig")
         if aware(up.expires_at) < utcnow():
             raise GatewayError(ErrorCode.forbidden, "the upload URL has expired; create a new upload", param="expires")

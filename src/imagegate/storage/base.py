@@ -30,7 +30,8 @@ class Storage(Protocol):
 
     async def presigned_url(self, key: str, *, expires_in: int, content_type: str) -> str | None:
         """A URL a client can GET for ``expires_in`` seconds without our credentials, served as
-        ``content_type``; None when the store cannot hand one out (local disk: stream ``local_path``)."""
+        ``content_type``; None when the store hands none out (local disk, or an object store that clients
+        cannot reach): the download route then streams the bytes itself."""
         ...
 
     async def delete(self, key: str) -> None:

@@ -19,4 +19,10 @@ def open_storage(settings: Settings) -> Storage:
     url = urlsplit(settings.storage_url)
     if url.scheme != "s3" or not url.netloc or url.query or url.fragment:
         raise ValueError(f"storage_url must look like s3://BUCKET[/PREFIX], not {settings.storage_url!r}")
-    return S3Storage(url.netloc, url.path, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    return S3Storage(
+        url.netloc,
+        url.path,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        public_url=settings.s3_public_url,
+    )

@@ -1,7 +1,9 @@
 """Images in an S3-compatible bucket (the cluster profile), through aiobotocore.
 
-Any process can then read what any other wrote, and downloads are redirected to short-lived
-presigned URLs, so served images never pass through the API processes.
+Any process can then read what any other wrote. Where clients can reach the store
+(``public_url``), downloads are redirected to short-lived presigned URLs on that address, so
+served images never pass through the API processes; where they cannot (a private store, the
+common case), the API streams them.
 
 Why aiobotocore: it is botocore, so credentials come the standard way (environment, shared files,
 instance and web-identity roles) and presigning is the reference SigV4 implementation; any
@@ -76,15 +78,24 @@ class S3Storage:
     """
 
     def __init__(
-        self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
         self.region = region
+        #: the store's address as clients see it; None: clients cannot reach it, hand out no links
+        self.public_url = public_url
         self._lock = asyncio.Lock()
         self._stack: AsyncExitStack | None = None
         self._client: S3Client | None = None
+        self._signer: S3Client | None = None
 
     def object_key(self, key: str) -> str:
         """Where ``key`` lives in the bucket."""
@@ -113,10 +124,14 @@ class S3Storage:
                 return await body.read()
 
     async def presigned_url(self, key: str, *, expires_in: int, content_type: str) -> str | None:
-        """Signed locally with our credentials; the server checks the signature and the expiry."""
+        """Signed locally with our credentials for ``public_url`` (SigV4 signs the host, so a link
+        for the internal address cannot be rewritten afterwards); the server checks the signature
+        and the expiry. None without a ``public_url``."""
+        if self.public_url is None:
+            return None
         name = self.object_key(key)
         with self._failures("presign", name):
-            client = await self._connected()
+            client = await self._signing_client()
             params = {"Bucket": self.bucket, "Key": name, "ResponseContentType": content_type}
             return await client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
@@ -132,7 +147,7 @@ class S3Storage:
 
     async def aclose(self) -> None:
         async with self._lock:
-            stack, self._stack, self._client = self._stack, None, None
+            stack, self._stack, self._client, self._signer = self._stack, None, None, None
         if stack is not None:
             await stack.aclose()
 
@@ -149,6 +164,20 @@ class S3Storage:
                         raise
                     self._stack, self._client = stack, client
         return self._client
+
+    async def _signing_client(self) -> S3Client:
+        """The client that signs links: the data client when both addresses agree, else one for
+        ``public_url`` that only ever signs (no request leaves through it)."""
+        if self.public_url == self.endpoint_url:
+            return await self._connected()
+        await self._connected()  # the exit stack, and the bucket, exist from here on
+        if self._signer is None:
+            async with self._lock:
+                if self._signer is None and self._stack is not None:
+                    self._signer = await self._stack.enter_async_context(_open_client(self.public_url, self.region))
+        if self._signer is None:
+            raise StorageError("the store was closed")
+        return self._signer
 
     async def _ensure_bucket(self, client: S3Client) -> None:
         try:

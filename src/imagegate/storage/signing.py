@@ -25,9 +25,16 @@ class UrlSigner:
         expires, sig = self.sign(name)
         return f"{base.rstrip('/')}/v1/files/{name}?expires={expires}&sig={sig}"
 
+    def matches(self, name: str, expires: str | None, sig: str | None) -> bool:
+        """Whether ``sig`` is our signature of ``name`` until ``expires``, whatever the link's age.
+
+        Anything a client can put in a query string is answered with False, never an exception:
+        ``str.isdigit`` also accepts non-ASCII digits such as "²" that ``int`` refuses, and
+        ``compare_digest`` raises on non-ASCII text, so both are checked as ASCII first."""
+        if not expires or not sig or not expires.isascii() or not expires.isdigit() or len(expires) > 12:
+            return False
+        return hmac.compare_digest(self.mac(name, int(expires)).encode(), sig.encode())
+
     def verify(self, name: str, expires: str | None, sig: str | None) -> bool:
-        if not expires or not sig or not expires.isdigit():
-            return False
-        if int(expires) < time.time():
-            return False
-        return hmac.compare_digest(self.mac(name, int(expires)), sig)
+        """A download link: ours, and not expired."""
+        return self.matches(name, expires, sig) and int(expires or 0) >= time.time()
