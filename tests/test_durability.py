@@ -44,7 +44,7 @@ def db_counts(srv: ServerProc) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for status, upstream in rows:
         counts[status] += 1
-        counts["handles"] += bool(upstream and upstream.get("handle"))
+        counts["handles"] += isinstance(upstream, dict) and bool(upstream.get("handle"))  # SQLite: JSON null is "null"
     return dict(counts)
 
 
