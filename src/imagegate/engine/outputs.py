@@ -17,6 +17,7 @@ from imagegate.db.tables import StoredFile, Task
 from imagegate.db.tasks import TaskStore
 from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, UpstreamError
 from imagegate.media import codecs
+from imagegate.observe import Metrics
 from imagegate.storage.base import Storage
 from imagegate.storage.layout import input_key, output_key, output_name
 
@@ -29,15 +30,21 @@ class Stored:
 
 
 class OutputWriter:
-    def __init__(self, storage: Storage, store: TaskStore) -> None:
+    def __init__(self, storage: Storage, store: TaskStore, metrics: Metrics | None = None) -> None:
         self.storage = storage
         self.store = store
+        self.metrics = metrics or Metrics()
+
+    async def put(self, kind: str, path: str, data: bytes, mime: str) -> None:
+        """Write to storage (``kind``: input, output, upload, for the metrics)."""
+        await self.storage.put(path, data, mime)
+        self.metrics.stored(kind, len(data))
 
     async def keep_input(self, key_id: str, task_id: str, img: ImageInput, role: str) -> StoredFile:
         """Write an input's bytes to storage; its row is committed with the task."""
         file_id = new_id("in")
         path = input_key(file_id, img.mime)
-        await self.storage.put(path, img.data, img.mime)
+        await self.put("input", path, img.data, img.mime)
         return StoredFile(
             id=file_id,
             key_id=key_id,
@@ -109,7 +116,7 @@ class OutputWriter:
     async def _put_output(self, task: Task, data: bytes, fmt: str, w: int, h: int) -> StoredFile:
         file_id = new_id("file")
         path = output_key(output_name(file_id, fmt))
-        await self.storage.put(path, data, f"image/{fmt}")
+        await self.put("output", path, data, f"image/{fmt}")
         return StoredFile(
             id=file_id,
             key_id=task.key_id,
