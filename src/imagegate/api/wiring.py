@@ -20,9 +20,10 @@ from imagegate.api.access import note_of
 from imagegate.api.body import IDEMPOTENCY_HEADER, idempotency_key, read_body
 from imagegate.api.deps import CurrentKey, GatewayDep
 from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute
+from imagegate.api.errors import busy_error
 from imagegate.api.validation import check
 from imagegate.db.database import BUSY
-from imagegate.domain import ErrorCode, GatewayError
+from imagegate.domain import GatewayError
 
 log = logging.getLogger("imagegate.api")
 REPLAYED = "Idempotent-Replayed"
@@ -46,10 +47,7 @@ def _error_route(render: Callable[[GatewayError], Response]) -> type[APIRoute]:
                 except GatewayError as exc:
                     return render(exc)
                 except BUSY as exc:
-                    log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
-                    return render(
-                        GatewayError(ErrorCode.overloaded, "the gateway is overloaded; retry shortly", retry_after=1)
-                    )
+                    return render(busy_error(request, exc))
 
             return run
 
