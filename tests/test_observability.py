@@ -185,3 +185,22 @@ def test_the_text_format_is_one_plain_line() -> None:
     note = Note("rid-1", key_id="key_1", model="test/test", task_id="img_1", cost=0.02)
     line = mw._line("POST", "/v1/images/generations", 200, 0.0123, note)
     assert line == "rid-1 POST /v1/images/generations 200 12.3ms key=key_1 model=test/test task=img_1 cost=0.02"
+
+
+def test_a_worker_serves_its_metrics_on_their_own_port() -> None:
+    """``imagegate worker --metrics-port``: the same registry, from a thread, without the API."""
+    from tests.conftest import free_port
+
+    metrics = Metrics()
+    metrics.task_finished("test/test", "succeeded", 20_000)
+    port = free_port()
+    stop = metrics.serve_http("127.0.0.1", port)
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        stop()
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
+    assert value(samples, "imagegate_tasks_finished_total", model="test/test", state="succeeded") == 1
+    assert value(samples, "imagegate_credits_spent_usd_total", model="test/test") == pytest.approx(0.02)

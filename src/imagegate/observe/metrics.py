@@ -11,9 +11,9 @@ by the label values: after the first request on a route, a count is one dict loo
 Label values are bounded: route templates (never raw paths), model and deployment ids from the
 catalog, error codes from ``ErrorCode``, a few fixed states and outcomes.
 
-Each process exposes its own counters (``GET /metrics``); in a cluster, scrape every process and
-sum. The live-task gauge is read from the database, so every process reports the same cluster-wide
-value there (aggregate it with ``max``, not ``sum``).
+Each process exposes its own counters (``GET /metrics``; a worker on ``--metrics-port``); in a
+cluster, scrape every process and sum. The live-task gauge is read from the database by API
+processes, so each reports the same cluster-wide value (aggregate it with ``max``, not ``sum``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -143,3 +143,14 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text exposition format (``CONTENT_TYPE``)."""
         return generate_latest(self.registry)
+
+    def serve_http(self, host: str, port: int) -> Callable[[], None]:
+        """Expose these metrics on their own port, from a thread (a worker process serves no other HTTP);
+        returns what stops it."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            thread.join(5)
+
+        return stop
