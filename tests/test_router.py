@@ -117,6 +117,28 @@ async def test_5xx_retries_then_falls_back_in_order(fakes: Fakes) -> None:
     assert fakes.state("c").calls["generations"] == 0
 
 
+async def test_upstream_calls_and_errors_are_measured_per_deployment(fakes: Fakes) -> None:
+    """Every attempt lands in the latency histogram of its deployment; failures also count by code."""
+    from imagegate.observe import Metrics
+
+    metrics = Metrics()
+    router = Router(fakes, retries=1, backoff=0.0, metrics=metrics)
+    model = model_with({"id": "a"}, {"id": "b"})
+    for d in model.deployments:
+        fakes.client_for(d)
+    fakes.state("a").script += [fail_with(500), fail_with(503)]
+    await router.run(model, req(), on_submit=noop, on_progress=noop)
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(name, {"provider": "openai", **labels}) or 0.0
+
+    assert sample("imagegate_upstream_call_seconds_count", deployment="a", op="call") == 2
+    assert sample("imagegate_upstream_call_seconds_count", deployment="b", op="call") == 1
+    assert sample("imagegate_upstream_errors_total", deployment="a", code="upstream_error") == 1
+    assert sample("imagegate_upstream_errors_total", deployment="a", code="upstream_unavailable") == 1
+    assert sample("imagegate_upstream_errors_total", deployment="b", code="upstream_error") == 0
+
+
 async def test_timeout_and_slow_upstream_fall_back(fakes: Fakes) -> None:
     router = Router(fakes, retries=0, backoff=0.0)
     model = model_with({"id": "slow", "timeout": 0.05}, {"id": "fast"})

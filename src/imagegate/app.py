@@ -8,13 +8,15 @@ webhook bodies into the delivery service. Nothing is attached to these objects l
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from imagegate.api import errors, files, system, tasks, uploads, webhooks
+from imagegate.api.access import AccessMiddleware, configure_access_log
 from imagegate.api.deps import Gateway
 from imagegate.api.dialects.apimodels import ApimodelsDialect
 from imagegate.api.dialects.base import Dialect
@@ -49,6 +51,7 @@ from imagegate.engine.uploads import UploadService, UploadSweeper
 from imagegate.engine.views import Views
 from imagegate.engine.workers import JobQueue
 from imagegate.media.fetch import NetworkPolicy
+from imagegate.observe import Metrics
 from imagegate.settings import Settings
 from imagegate.storage import open_storage
 from imagegate.storage.base import Storage
@@ -70,12 +73,15 @@ def build_gateway(settings: Settings, role: str = "serve") -> Gateway:
     clients = UpstreamClients(sandbox)
     fetch_client = httpx.AsyncClient(trust_env=False, headers={"user-agent": "imagegate/0.1"})
     liveness = Liveness(ProcessStore(db, settings.stale_after), role, settings.heartbeat_interval)
-    core = build_core(settings, catalog, db, storage, signer, policy, clients, fetch_client, liveness)
+    metrics = Metrics()
+    core = build_core(settings, catalog, db, storage, signer, policy, clients, fetch_client, liveness, metrics)
+    metrics.watch_circuits(core.board.states)
     dialects = default_dialects(catalog, settings)
     bodies = {d.name: d.webhook_body for d in dialects}
     sender = DeliveryService(
-        DeliveryStore(db), core.views, bodies, dialects[0].webhook_body, policy, delivery_policy(settings)
-    )
+        DeliveryStore(db), core.views, bodies, dialects[0].webhook_body, policy, delivery_policy(settings),
+        metrics=metrics,
+    )  # fmt: skip
     return Gateway(
         settings=settings,
         db=db,
@@ -87,6 +93,7 @@ def build_gateway(settings: Settings, role: str = "serve") -> Gateway:
         deliveries=DeliveryStore(db),
         storage=storage,
         signer=signer,
+        metrics=metrics,
         services=(
             liveness,
             core.board,
@@ -123,15 +130,16 @@ def build_core(
     clients: UpstreamClients,
     fetch_client: httpx.AsyncClient,
     liveness: Liveness,
+    metrics: Metrics,
 ) -> Core:
     """The engine: a runner on the router, the queue on the runner, the core on the task service."""
-    store = TaskStore(db, liveness.store)
-    outputs = OutputWriter(storage, store)
+    store = TaskStore(db, liveness.store, metrics)
+    outputs = OutputWriter(storage, store, metrics)
     limit_store = LimitStore(db, liveness.store)
     shared = limit_store if db.is_postgres else None  # one process on SQLite: circuits and caps stay in memory
     board = BreakerBoard(store=shared)
     gates: Gates = SharedGates(limit_store, liveness.me) if shared else LocalGates()
-    runner = Runner(store, catalog, upstream_router(settings, clients, board, gates), outputs, liveness.me)
+    runner = Runner(store, catalog, upstream_router(settings, clients, board, gates, metrics), outputs, liveness.me)
     queue = task_queue(settings, db, runner, store, liveness)
     views = Views(signer, storage, queue.position_of)
     tasks = TaskService(store, outputs, runner, views, queue)
@@ -164,11 +172,13 @@ def task_queue(settings: Settings, db: Database, runner: Runner, store: TaskStor
     return LocalQueue(runner, store, liveness, settings.workers, sweep_every=settings.sweep_interval)
 
 
-def upstream_router(settings: Settings, clients: UpstreamClients, board: BreakerBoard, gates: Gates) -> Router:
+def upstream_router(
+    settings: Settings, clients: UpstreamClients, board: BreakerBoard, gates: Gates, metrics: Metrics
+) -> Router:
     """The sandbox's fakes answer at once: poll and back off fast there."""
     if settings.sandbox or settings.sandbox_url:
-        return Router(clients, poll_interval=0.05, backoff=0.05, board=board, gates=gates)
-    return Router(clients, backoff=0.5, board=board, gates=gates)
+        return Router(clients, poll_interval=0.05, backoff=0.05, board=board, gates=gates, metrics=metrics)
+    return Router(clients, backoff=0.5, board=board, gates=gates, metrics=metrics)
 
 
 def network_policy(settings: Settings) -> NetworkPolicy:
@@ -216,6 +226,17 @@ async def running(gw: Gateway) -> AsyncIterator[Gateway]:
             await close()
 
 
+class GatewayApp(FastAPI):
+    """FastAPI with :class:`AccessMiddleware` outside every other layer, Starlette's error middleware
+    included, so even a 500 carries its request id and is counted and logged."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        gw: Gateway = self.state.gateway
+        # the sandbox marks every answer, so nobody mistakes a fake's image for a real one
+        marks = ((b"x-imagegate-sandbox", b"1"),) if gw.sandbox else ()
+        return AccessMiddleware(super().build_middleware_stack(), gw.metrics, gw.settings.log_format, marks)
+
+
 def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI:
     gw = build_gateway(settings or Settings(), role)
 
@@ -224,21 +245,13 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
         async with running(gw):
             yield
 
-    app = FastAPI(title="imagegate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = GatewayApp(title="imagegate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.gateway = gw
+    configure_access_log(gw.settings.log_format)
     errors.install(app)
-    if gw.sandbox:
-        app.middleware("http")(_sandbox_header)
     for dialect in gw.dialects:  # first: the create routes carry most of the traffic
         add_dialect(app.router, dialect)
     for module in (system, files, tasks, uploads, webhooks):
         app.include_router(module.router)
     install_docs(app)
     return app
-
-
-async def _sandbox_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Every sandbox answer says so, so nobody mistakes a fake's image for a real one."""
-    resp = await call_next(request)
-    resp.headers["x-imagegate-sandbox"] = "1"
-    return resp

@@ -128,8 +128,12 @@ def worker(
     config: Config = None,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="Call every provider's fake")] = False,
     log_level: Annotated[str, typer.Option()] = "info",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
 ) -> None:
-    """Run tasks, upstream polls, webhook deliveries and sweeps (no HTTP). SIGTERM drains: running tasks
+    """Run tasks, upstream polls, webhook deliveries and sweeps (no API). SIGTERM drains: running tasks
     get a grace period, then another worker takes them over. Needs PostgreSQL."""
     settings = _settings(data_dir, config=config, sandbox=sandbox or None, workers=concurrency)
     if not (settings.database_url or "").startswith(("postgres", "postgresql")):
@@ -137,18 +141,24 @@ def worker(
         raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_malloc(settings.malloc_mmap_threshold)
-    asyncio.run(_work(settings))
+    asyncio.run(_work(settings, (metrics_host, metrics_port) if metrics_port else None))
 
 
-async def _work(settings: Settings) -> None:
+async def _work(settings: Settings, metrics_at: tuple[str, int] | None = None) -> None:
     from imagegate.app import build_gateway, running
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with running(build_gateway(settings, role="worker")):
-        await stop.wait()
+    gw = build_gateway(settings, role="worker")
+    stop_metrics = gw.metrics.serve_http(*metrics_at) if metrics_at else None
+    try:
+        async with running(gw):
+            await stop.wait()
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 @app.command("sandbox-server")

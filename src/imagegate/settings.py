@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     retain_deliveries: float | None = 30 * 86400.0  # webhook deliveries and their attempts, once settled
     #: after a rotation the previous webhook secret also signs (a second signature) for this long
     webhook_secret_grace: float = 86400.0
+    #: one access-log line per request on stderr: ``json`` (default), ``text`` or ``off``
+    log_format: Literal["json", "text", "off"] = "json"
+    #: when set, ``GET /metrics`` needs ``Authorization: Bearer <token>``; unset, it is open (bind or firewall it)
+    metrics_token: str | None = None
     #: glibc only: bytes above which buffers come from mmap; 1048576 trades ~25% CPU for less RSS
     malloc_mmap_threshold: int | None = None
 

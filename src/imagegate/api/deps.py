@@ -9,6 +9,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
+from imagegate.api.access import note_of
 from imagegate.api.dialects.base import Dialect
 from imagegate.catalog import Catalog
 from imagegate.db.database import Database
@@ -18,6 +19,7 @@ from imagegate.domain import Caller, ErrorCode, GatewayError
 from imagegate.engine.submit import Submitter
 from imagegate.engine.tasks import TaskService
 from imagegate.engine.uploads import UploadService
+from imagegate.observe import Metrics
 from imagegate.settings import Settings
 from imagegate.storage.base import Storage
 from imagegate.storage.signing import UrlSigner
@@ -43,6 +45,7 @@ class Gateway:
     deliveries: DeliveryStore
     storage: Storage
     signer: UrlSigner
+    metrics: Metrics  # this process's counters (``GET /metrics``)
     services: tuple[Service, ...]  # started in this order, stopped in reverse
     closers: tuple[Callable[[], Awaitable[None]], ...]  # HTTP clients and the database, closed last
     dialects: tuple[Dialect, ...]  # each gets a router; the first one's webhook body is the default
@@ -82,6 +85,8 @@ async def current_key(request: Request, gw: GatewayDep) -> Caller:
     key = await gw.keys.by_secret(secret)
     if key is None or key.revoked_at is not None:
         raise GatewayError(ErrorCode.invalid_api_key, "invalid or revoked API key")
+    note = note_of(request)
+    note.key_id, note.key_name = key.id, key.name
     return Caller(
         id=key.id,
         name=key.name,

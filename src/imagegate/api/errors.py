@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate.api.routes import served
-from imagegate.db.database import BUSY
+from imagegate.db.database import BUSY, disk_full
 from imagegate.domain import TYPE_BY_STATUS, ErrorCode, GatewayError
 
 log = logging.getLogger("imagegate.api")
@@ -76,11 +76,17 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-async def _db_busy(request: Request, exc: Exception) -> JSONResponse:
+def busy_error(request: Request, exc: Exception) -> GatewayError:
+    """A database error on the request path: a full disk says so (507); anything else is an overload."""
+    if disk_full(exc):
+        log.error("database disk full on %s %s: %s", request.method, request.url.path, exc)
+        return GatewayError(ErrorCode.storage_full, "the gateway's database disk is full; nothing was charged")
     log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
-    return gateway_response(
-        GatewayError(ErrorCode.overloaded, "the gateway is overloaded; retry shortly", retry_after=1)
-    )
+    return GatewayError(ErrorCode.overloaded, "the gateway is overloaded; retry shortly", retry_after=1)
+
+
+async def _db_busy(request: Request, exc: Exception) -> JSONResponse:
+    return gateway_response(busy_error(request, exc))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

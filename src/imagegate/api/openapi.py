@@ -30,7 +30,10 @@ CLIENT_ERRORS = (
     "Idempotency-Key in flight, a task that cannot be canceled), 413 too large, 422 an Idempotency-Key "
     "reused with another body, 429 a rate or concurrency limit (see Retry-After)"
 )
-SERVER_ERRORS = "502 the upstream failed, 503 overloaded or the model is not ready (see Retry-After), 504 it timed out"
+SERVER_ERRORS = (
+    "502 the upstream failed, 503 overloaded, the model is not ready or the store refused a write "
+    "(see Retry-After), 504 it timed out, 507 the gateway's storage is full"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,23 @@
-"""Liveness, readiness and the model list."""
+"""Liveness, readiness, metrics and the model list."""
 
 from __future__ import annotations
 
+import hmac
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 
-from imagegate.api.deps import GatewayDep
+from imagegate.api.deps import GatewayDep, bearer
 from imagegate.api.openapi import Operation
 from imagegate.api.schemas import Health, ModelEntry, ModelList, Readiness
 from imagegate.catalog import CatalogModel
+from imagegate.db.database import BUSY
 from imagegate.domain import ErrorCode, GatewayError, shown
+from imagegate.observe.metrics import CONTENT_TYPE
+
+log = logging.getLogger("imagegate.api")
 
 
 def model_entry(m: CatalogModel) -> dict[str, Any]:
@@ -83,6 +89,21 @@ async def ready(gw: GatewayDep) -> JSONResponse:
             checks[name] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, gw: GatewayDep) -> Response:
+    """This process's Prometheus metrics (text format); the live-task gauge is read from the database now.
+
+    Open unless ``IMAGEGATE_METRICS_TOKEN`` is set; then ``Authorization: Bearer <token>`` is required."""
+    token = gw.settings.metrics_token
+    if token and not hmac.compare_digest((bearer(request) or "").encode(), token.encode()):
+        raise GatewayError(ErrorCode.invalid_api_key, "metrics need 'Authorization: Bearer <IMAGEGATE_METRICS_TOKEN>'")
+    try:
+        gw.metrics.set_live(await gw.tasks.store.count_live())
+    except BUSY:  # the counters are still worth a scrape when the database is not
+        log.warning("metrics: could not count live tasks", exc_info=True)
+    return Response(gw.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 @router.get("/v1/models", **_doc("list_models", "the catalog", "Models", {200: (ModelList, "the models")}))

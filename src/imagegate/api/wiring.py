@@ -16,12 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from imagegate.api.access import note_of
 from imagegate.api.body import IDEMPOTENCY_HEADER, idempotency_key, read_body
 from imagegate.api.deps import CurrentKey, GatewayDep
 from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute
+from imagegate.api.errors import busy_error
 from imagegate.api.validation import check
 from imagegate.db.database import BUSY
-from imagegate.domain import ErrorCode, GatewayError
+from imagegate.domain import GatewayError
 
 log = logging.getLogger("imagegate.api")
 REPLAYED = "Idempotent-Replayed"
@@ -45,10 +47,7 @@ def _error_route(render: Callable[[GatewayError], Response]) -> type[APIRoute]:
                 except GatewayError as exc:
                     return render(exc)
                 except BUSY as exc:
-                    log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
-                    return render(
-                        GatewayError(ErrorCode.overloaded, "the gateway is overloaded; retry shortly", retry_after=1)
-                    )
+                    return render(busy_error(request, exc))
 
             return run
 
@@ -88,6 +87,8 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
         submission = await route.parse(request, body, ctx)
         submission.idempotency = idem
         outcome = await gw.submitter.submit(submission)
+        note = note_of(request)
+        note.model, note.task_id, note.cost = outcome.task.model, outcome.task.id, outcome.task.cost_usd
         response = dialect.render(outcome)
         response.headers["x-imagegate-task-id"] = outcome.task.id
         if outcome.replayed:
@@ -106,6 +107,8 @@ def _task_endpoint(dialect: Dialect, route: TaskRoute) -> Endpoint:
         if not task_id:
             raise GatewayError.bad(route.id_param, f"'{route.id_param}' is required")
         task = await gw.tasks.get(task_id, caller, param=route.id_param)
+        note = note_of(request)
+        note.model, note.task_id = task.model, task.id
         return dialect.render_task(await gw.tasks.view(task, gw.base_url(request)))
 
     get_task.__name__ = f"{dialect.name}_get_{route.path.strip('/').replace('/', '_')}"

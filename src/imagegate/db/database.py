@@ -27,6 +27,13 @@ MICROS = 1_000_000
 BUSY = (sa_exc.TimeoutError, sa_exc.OperationalError)
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether a database error is a full disk: SQLite's SQLITE_FULL, PostgreSQL's ``disk_full`` (53100).
+    Not an overload, and a retry will not help: callers say so (``storage_full``)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlite_errorcode", None) == 13 or getattr(orig, "sqlstate", None) == "53100"
+
+
 def to_micros(usd: float) -> int:
     return int(round(usd * MICROS))
 

@@ -20,6 +20,7 @@ from imagegate.db.keys import refund, reserve
 from imagegate.db.processes import ProcessStore
 from imagegate.db.tables import Delivery, StoredFile, Task, Upload, utcnow
 from imagegate.domain import ErrorCode, GatewayError, TaskStatus
+from imagegate.observe import Metrics
 
 LIVE = (TaskStatus.queued.value, TaskStatus.running.value, TaskStatus.awaiting_upload.value)
 RUNNING = TaskStatus.running.value
@@ -67,9 +68,11 @@ def outbox(s: AsyncSession, task: Task) -> None:
 
 
 class TaskStore:
-    def __init__(self, db: Database, processes: ProcessStore) -> None:
+    def __init__(self, db: Database, processes: ProcessStore, metrics: Metrics | None = None) -> None:
+        """``metrics`` counts each terminal write that wins (here, the one place every task ends)."""
         self.db = db
         self.processes = processes
+        self.metrics = metrics or Metrics()
 
     async def create(
         self,
@@ -142,6 +145,12 @@ class TaskStore:
                 .where(Task.status == TaskStatus.queued.value, Task.seq < task.seq)
             )
             return int((await s.execute(q)).scalar_one())
+
+    async def count_live(self) -> dict[str, int]:
+        """Tasks per live state, all processes' (the metrics' queue depth; ``status`` is indexed)."""
+        async with self.db.session() as s:
+            q = select(Task.status, func.count()).where(Task.status.in_(LIVE)).group_by(Task.status)
+            return {status: int(n) for status, n in (await s.execute(q)).all()}
 
     async def recoverable(self, me: str) -> tuple[list[str], list[str]]:
         """(running task ids whose process is gone, queued task ids in order)."""
@@ -223,6 +232,7 @@ class TaskStore:
             await refund(s, task.key_id, task.reserved_micros - int(values.get("cost_micros", 0)))
             _apply(task, values)
             outbox(s, task)
+        self.metrics.task_finished(task.model, TaskStatus.succeeded.value, int(values.get("cost_micros", 0)))
         return True
 
     async def fail(self, task: Task, code: str, message: str, *, from_status: str = RUNNING) -> bool:
@@ -240,6 +250,7 @@ class TaskStore:
             await refund(s, task.key_id, task.reserved_micros)
             _apply(task, values)
             outbox(s, task)
+        self.metrics.task_finished(task.model, TaskStatus.failed.value)
         return True
 
     async def cancel(
@@ -259,6 +270,7 @@ class TaskStore:
             await refund(s, task.key_id, task.reserved_micros)
             _apply(task, values)
             outbox(s, task)
+        self.metrics.task_finished(task.model, TaskStatus.canceled.value)
         return True
 
     # -- awaiting uploads ------------------------------------------------------------------

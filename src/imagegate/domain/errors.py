@@ -45,6 +45,8 @@ class ErrorCode(enum.StrEnum):
     canceled = "canceled"
     interrupted = "interrupted"  # the process running the task stopped; see the message for what was done
     overloaded = "server_overloaded"
+    storage_full = "storage_full"  # the disk (or quota) under the image store is full
+    storage_error = "storage_error"  # the image store refused a write for another reason
     internal = "internal_error"
 
 
@@ -73,6 +75,8 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.canceled: 409,
     ErrorCode.interrupted: 503,
     ErrorCode.overloaded: 503,
+    ErrorCode.storage_full: 507,
+    ErrorCode.storage_error: 503,
     ErrorCode.internal: 500,
 }
 
@@ -86,6 +90,7 @@ TYPE_BY_STATUS = {
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    507: "server_error",
 }
 
 

@@ -78,6 +78,11 @@ class BreakerBoard:
             self.breakers[deployment_id] = Breaker(self.threshold, self.cooldown)
         return self.breakers[deployment_id]
 
+    def states(self) -> list[tuple[str, str]]:
+        """(deployment id, circuit state) of every deployment called so far: the metrics read it at scrape."""
+        now = time.monotonic()
+        return [(dep, b.state(now)) for dep, b in list(self.breakers.items())]
+
     def failure(self, deployment_id: str) -> None:
         self.get(deployment_id).failure()
         if self.store is not None:

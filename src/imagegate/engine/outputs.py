@@ -3,11 +3,17 @@
 Inputs are stored so that a task can run (or re-run after a restart) in any process; outputs
 are converted to the asked format with Pillow (off the event loop) and stored behind signed
 links, except ``b64_ephemeral`` ones, which only ever live in memory.
+
+A store that cannot write (a full disk, a failing bucket) is the gateway's problem, not the
+upstream's: it surfaces as ``storage_full`` (507) or ``storage_error`` (503), so the runner fails
+and refunds the task under that code and a sync client is told what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +21,27 @@ from typing import Any
 from imagegate.db.database import new_id
 from imagegate.db.tables import StoredFile, Task
 from imagegate.db.tasks import TaskStore
-from imagegate.domain import ErrorCode, GeneratedImage, ImageInput, ImageRequest, UpstreamError
+from imagegate.domain import ErrorCode, GatewayError, GeneratedImage, ImageInput, ImageRequest, UpstreamError
 from imagegate.media import codecs
+from imagegate.observe import Metrics
 from imagegate.storage.base import Storage
 from imagegate.storage.layout import input_key, output_key, output_name
+
+log = logging.getLogger("imagegate.storage")
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_failure(exc: OSError) -> GatewayError:
+    """What a client is told when the store refused a write."""
+    if exc.errno in FULL:
+        return GatewayError(
+            ErrorCode.storage_full, "the gateway's storage is full; the image could not be kept and nothing was charged"
+        )
+    return GatewayError(
+        ErrorCode.storage_error,
+        f"the gateway could not write to its storage ({type(exc).__name__}); nothing was charged; retry later",
+        retry_after=5,
+    )
 
 
 @dataclass(slots=True)
@@ -29,15 +52,26 @@ class Stored:
 
 
 class OutputWriter:
-    def __init__(self, storage: Storage, store: TaskStore) -> None:
+    def __init__(self, storage: Storage, store: TaskStore, metrics: Metrics | None = None) -> None:
         self.storage = storage
         self.store = store
+        self.metrics = metrics or Metrics()
+
+    async def put(self, kind: str, path: str, data: bytes, mime: str) -> None:
+        """Write to storage (``kind``: input, output, upload, for the metrics); a refused write is a
+        :func:`storage_failure`."""
+        try:
+            await self.storage.put(path, data, mime)
+        except OSError as exc:
+            log.error("storage write of %s failed: %s", path, exc)
+            raise storage_failure(exc) from exc
+        self.metrics.stored(kind, len(data))
 
     async def keep_input(self, key_id: str, task_id: str, img: ImageInput, role: str) -> StoredFile:
         """Write an input's bytes to storage; its row is committed with the task."""
         file_id = new_id("in")
         path = input_key(file_id, img.mime)
-        await self.storage.put(path, img.data, img.mime)
+        await self.put("input", path, img.data, img.mime)
         return StoredFile(
             id=file_id,
             key_id=key_id,
@@ -109,7 +143,7 @@ class OutputWriter:
     async def _put_output(self, task: Task, data: bytes, fmt: str, w: int, h: int) -> StoredFile:
         file_id = new_id("file")
         path = output_key(output_name(file_id, fmt))
-        await self.storage.put(path, data, f"image/{fmt}")
+        await self.put("output", path, data, f"image/{fmt}")
         return StoredFile(
             id=file_id,
             key_id=task.key_id,

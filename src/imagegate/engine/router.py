@@ -22,6 +22,7 @@ import httpx
 from imagegate.catalog import CatalogModel, Deployment
 from imagegate.domain import ErrorCode, ImageRequest, ProviderResult, UpstreamError
 from imagegate.engine.limits import Breaker, BreakerBoard, Gates, LocalGates
+from imagegate.observe import Metrics
 from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.registry import provider_class
 
@@ -56,8 +57,10 @@ class Router:
         max_poll_seconds: float = 900.0,
         board: BreakerBoard | None = None,
         gates: Gates | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        """``board`` and ``gates``: the circuits and concurrency caps, per process unless shared ones are given."""
+        """``board`` and ``gates``: the circuits and concurrency caps, per process unless shared ones are given;
+        ``metrics``: every upstream call's time and failure, by provider and deployment."""
         self.clients = clients
         self.retries = retries
         self.backoff = backoff
@@ -66,6 +69,7 @@ class Router:
         self.max_poll_seconds = max_poll_seconds
         self.board = board or BreakerBoard(breaker_threshold, breaker_cooldown)
         self.gates = gates or LocalGates()
+        self.metrics = metrics or Metrics()
 
     @property
     def breakers(self) -> dict[str, Breaker]:
@@ -162,9 +166,11 @@ class Router:
                     raise UpstreamError(
                         ErrorCode.upstream_timeout, f"{dep.provider}: no answer within {dep.timeout:g}s"
                     ) from exc
-                attempts.append({"deployment": dep.id, "ok": True, "ms": int((time.monotonic() - started) * 1000)})
+                took = self._measure(dep, "call", started, None)
+                attempts.append({"deployment": dep.id, "ok": True, "ms": int(took * 1000)})
                 return out
             except UpstreamError as exc:
+                self._measure(dep, "call", started, exc.code.value)
                 attempts.append({"deployment": dep.id, "error": exc.code.value, "status": exc.status})
                 if not exc.retryable or attempt == self.retries:
                     raise
@@ -205,13 +211,25 @@ class Router:
                 raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: job did not finish in time")
             await asyncio.sleep(clock.next())
 
-    @staticmethod
-    async def _poll_once(provider: Provider, dep: Deployment, handle: dict[str, Any]) -> PollResult:
+    async def _poll_once(self, provider: Provider, dep: Deployment, handle: dict[str, Any]) -> PollResult:
+        started = time.monotonic()
         try:
             async with asyncio.timeout(dep.timeout):
-                return await provider.poll(handle)
+                result = await provider.poll(handle)
         except TimeoutError as exc:
+            self._measure(dep, "poll", started, ErrorCode.upstream_timeout.value)
             raise UpstreamError(ErrorCode.upstream_timeout, f"{provider.name}: poll timed out") from exc
+        except UpstreamError as exc:
+            self._measure(dep, "poll", started, exc.code.value)
+            raise
+        self._measure(dep, "poll", started, None)
+        return result
+
+    def _measure(self, dep: Deployment, op: str, started: float, error: str | None) -> float:
+        """Record one upstream call (``op``: ``call`` or ``poll``); its seconds."""
+        took = time.monotonic() - started
+        self.metrics.upstream_call(dep.provider, dep.id, op, took, error)
+        return took
 
 
 class PollClock:

@@ -115,7 +115,7 @@ class UploadService:
         img = await asyncio.to_thread(fetch.checked, data, "body", self.policy, "upload")
         file_id = new_id("in")
         path = input_key(file_id, img.mime)
-        await self.storage.put(path, data, img.mime)
+        await self.tasks.outputs.put("upload", path, data, img.mime)
         role = ("mask" if up.field == "mask" else "input") if up.task_id else "upload"
         row = StoredFile(
             id=file_id,

@@ -26,6 +26,7 @@ from imagegate.db.tables import ApiKey, Delivery, DeliveryAttempt, Task, utcnow
 from imagegate.domain import GatewayError, TaskView
 from imagegate.engine.views import Views
 from imagegate.media.fetch import NetworkPolicy, check_url
+from imagegate.observe import Metrics
 from imagegate.webhooks import signing
 
 log = logging.getLogger("imagegate.webhooks")
@@ -80,6 +81,7 @@ class DeliveryService:
         *,
         idle: float = 0.25,
         concurrency: int = 16,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.views = views
@@ -88,6 +90,7 @@ class DeliveryService:
         self.network = network
         self.policy = policy
         self.idle = idle
+        self.metrics = metrics or Metrics()  # attempts by outcome: delivered, retry, failed, stopped
         self._sem = asyncio.Semaphore(concurrency)
         self._loop_task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -205,3 +208,4 @@ class DeliveryService:
         error = a.error if ok or a.code is None or a.error is not None else f"HTTP {a.code}"
         attempt = DeliveryAttempt(delivery_id=d.id, at=now, status_code=a.code, error=error, duration_ms=a.ms)
         await self.store.record(d, attempt, values)
+        self.metrics.webhook(str(values.get("status", "retry")))
