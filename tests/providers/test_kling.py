@@ -126,3 +126,57 @@ async def test_4k_refused_on_older_model_upstream(make):
             ImageRequest(model="m", prompt="x", resolution="4K")
         )
     assert ei.value.code == ErrorCode.upstream_bad_request
+
+
+# -- submit exactly once: external_task_id and the lookup -------------------------------------------
+
+
+async def test_submit_sends_the_reference_and_find_returns_the_same_job(state, make, kit):
+    p = make(model="kling-v2-1")
+    req = ImageRequest(model="m", prompt="x", aspect_ratio="1:1")
+    handle = await p.submit(req, "ig-task_1")
+    job = state.jobs[handle["task_id"]]
+    assert job["body"]["external_task_id"] == "ig-task_1"
+    assert await p.find("ig-task_1", req) == handle
+    assert state.calls["list"] == 0  # the single query by external id answered
+    result, _, _ = await kit.follow(p, handle)
+    assert len(result.images) == 1 and state.calls["submit"] == 1
+
+
+async def test_find_of_an_unknown_reference_is_none_after_the_list(state, make):
+    p = make()
+    await p.submit(ImageRequest(model="m", prompt="x"), "ig-other")
+    assert await p.find("ig-never-sent", ImageRequest(model="m", prompt="x")) is None
+    assert state.calls["list"] == 1  # confirmed in the list before saying "never received"
+
+
+async def test_find_confirms_in_the_list_when_the_query_does_not_know_the_reference(state, make, kit):
+    p = make()
+    handle = await p.submit(ImageRequest(model="m", prompt="x"), "ig-task_2")
+    state.script.append(kit.once(404, {"code": 1203, "message": "The requested resource does not exist"}))
+    assert await p.find("ig-task_2", ImageRequest(model="m", prompt="x")) == handle
+    assert state.calls["list"] == 1
+
+
+async def test_find_errors_are_not_a_miss(state, make):
+    state.script.append(lambda req: JSONResponse({"code": 5001, "message": "unavailable", "request_id": "r"}, 503))
+    with pytest.raises(UpstreamError) as ei:
+        await make().find("ig-x", ImageRequest(model="m", prompt="x"))
+    assert ei.value.code == ErrorCode.upstream_unavailable
+
+
+async def test_the_fake_refuses_a_second_create_with_the_same_reference(make):
+    p = make()
+    await p.submit(ImageRequest(model="m", prompt="x"), "ig-dup")
+    with pytest.raises(UpstreamError) as ei:
+        await p.submit(ImageRequest(model="m", prompt="x"), "ig-dup")
+    assert ei.value.code == ErrorCode.upstream_bad_request
+
+
+def test_kling_reconciles_and_the_sync_providers_do_not():
+    from imagegate.providers.registry import provider_class
+
+    assert provider_class("kling").resubmit() == "lookup"
+    assert provider_class("openai").resubmit() == "none"
+    assert provider_class("bfl").resubmit() == "none"
+    assert provider_class("builtin").resubmit() == "replay"

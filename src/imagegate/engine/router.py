@@ -96,10 +96,11 @@ class Router:
         on_progress: OnProgress,
         on_submitting: OnSubmitting | None = None,
         resume: tuple[str, dict[str, Any]] | None = None,
+        reference: str | None = None,
     ) -> RouteOutcome:
         """``on_submitting`` runs before each submit of a poll-kind job (the runner records it, so a
         process taking the task over knows a submit may have been accepted); ``on_submit`` gets the
-        handle before the first poll."""
+        handle before the first poll; ``reference``: the task's client reference, given to each submit."""
         attempts: list[dict[str, Any]] = []
         if resume is not None:
             dep = next((d for d in model.deployments if d.id == resume[0]), None)
@@ -117,7 +118,8 @@ class Router:
                 last = last or UpstreamError(ErrorCode.upstream_unavailable, f"{dep.id}: circuit open")
                 continue
             try:
-                result = await self._run_one(model, dep, req, (on_submitting, on_submit, on_progress), attempts)
+                hooks = (on_submitting, on_submit, on_progress)
+                result = await self._run_one(model, dep, req, hooks, attempts, reference)
             except UpstreamError as exc:
                 last = exc
                 if exc.may_fall_back:
@@ -141,6 +143,7 @@ class Router:
         req: ImageRequest,
         hooks: tuple[OnSubmitting | None, OnSubmit, OnProgress],
         attempts: list[dict[str, Any]],
+        reference: str | None,
     ) -> ProviderResult:
         on_submitting, on_submit, on_progress = hooks
         provider = self.provider(model, dep)
@@ -149,9 +152,16 @@ class Router:
                 return await self._with_retries(dep, attempts, lambda: provider.generate(req))
             if on_submitting is not None:
                 await on_submitting(dep)
-            handle = await self._with_retries(dep, attempts, lambda: provider.submit(req))
+            handle = await self._with_retries(dep, attempts, lambda: provider.submit(req, reference))
             await on_submit(dep, handle)
             return await self._poll_until_done(provider, dep, handle, on_progress, on_submit)
+
+    async def find(
+        self, model: CatalogModel, dep: Deployment, reference: str, req: ImageRequest
+    ) -> dict[str, Any] | None:
+        """Ask ``dep``'s upstream for the job submitted with ``reference`` (retried like a submit)."""
+        provider = self.provider(model, dep)
+        return await self._with_retries(dep, [], lambda: provider.find(reference, req))
 
     async def _with_retries(
         self, dep: Deployment, attempts: list[dict[str, Any]], call: Callable[[], Awaitable[T]]

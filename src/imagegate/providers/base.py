@@ -11,6 +11,11 @@ Two kinds:
 - ``poll``: :meth:`Provider.submit` returns a JSON-safe *handle* (upstream ids, poll URLs) that
   the runner stores on the task before it calls :meth:`Provider.poll`, so a restarted process
   resumes polling instead of submitting (and paying) again.
+
+Submit exactly once: the runner gives each submit a *client reference* (``ig-<task id>``). An
+adapter whose upstream takes such a reference sends it and overrides :meth:`Provider.find`, so a
+process taking over a task interrupted mid-submit asks the upstream whether the job exists
+before it sends anything again; :meth:`Provider.resubmit` derives what the catalog shows.
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
 from imagegate.providers.toolkit import http_error
 
-__all__ = ["Deployment", "PollResult", "Provider", "http_error"]
+__all__ = ["Deployment", "PollResult", "Provider", "Resubmit", "http_error"]
+
+#: what a process taking over an interrupted call does: ``lookup`` asks the upstream for the job by its
+#: client reference first; ``replay`` calls again (free and harmless); ``none`` ends the task refunded
+Resubmit = Literal["lookup", "replay", "none"]
 
 
 @dataclass(slots=True)
@@ -59,6 +68,14 @@ class Provider:
         """
         return cls.kind == "poll" or cls.replay_safe
 
+    @classmethod
+    def resubmit(cls) -> Resubmit:
+        """Derived from the adapter itself (never restated in the catalog): ``lookup`` when it overrides
+        :meth:`find`, ``replay`` when calling again is harmless, ``none`` otherwise."""
+        if cls.kind == "poll" and cls.find is not Provider.find:
+            return "lookup"
+        return "replay" if cls.replay_safe else "none"
+
     def __init__(self, deployment: Deployment, spec: ModelSpec, http: httpx.AsyncClient) -> None:
         self.deployment = deployment
         self.spec = spec  # the catalog model this deployment serves: its capabilities are the adapter's rules
@@ -78,8 +95,17 @@ class Provider:
     async def generate(self, req: ImageRequest) -> ProviderResult:
         raise NotImplementedError(f"{self.name} is a {self.kind} provider")
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
+        """Start the job; ``reference``: the task's client reference, sent where the upstream takes one."""
         raise NotImplementedError(f"{self.name} is a {self.kind} provider")
+
+    async def find(self, reference: str, req: ImageRequest) -> dict[str, Any] | None:
+        """The handle of the job submitted with ``reference``, or None when the upstream has none.
+
+        Only for upstreams that can be asked; an answer that proves nothing either way raises
+        :class:`UpstreamError`, never None (None means: send it again).
+        """
+        raise NotImplementedError(f"{self.name} cannot look a job up by its reference")
 
     async def poll(self, handle: dict[str, Any]) -> PollResult:
         raise NotImplementedError(f"{self.name} is a {self.kind} provider")

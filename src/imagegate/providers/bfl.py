@@ -106,7 +106,7 @@ class BFLProvider(Provider):
         return b
 
     # -- submit / poll -----------------------------------------------------------------------
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         bodies = await image_work(input_pixels(req), lambda: [self.body(req, i) for i in range(req.n)])
         url = f"{self.base_url}/v1/{self.deployment.model}"
         results = await asyncio.gather(

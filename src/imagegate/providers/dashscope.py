@@ -154,7 +154,7 @@ class DashScopeProvider(Provider):
             raise UpstreamError(ErrorCode.upstream_error, "dashscope: submit answer has no task_id")
         return str(task_id)
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         counts = chunks(req.n, per_call(self.spec))
         if self._multimodal:
             done = await asyncio.gather(*(self._edit_one(req, k) for k in counts))

@@ -92,7 +92,7 @@ class FalProvider(Provider):
         body.update(self.deployment.options.get("extra_input", {}))
         return body
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         model = self.deployment.model
         resp = await self.request("POST", f"{self.base_url}/{model}", json=self._body(req), headers=self._headers())
         body = json_body(resp)

@@ -199,7 +199,7 @@ class HunyuanProvider(Provider):
         dims = pixel_size(self.spec, req)
         return f"{dims[0]}:{dims[1]}" if dims else None
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         opts = self.deployment.options
         params: dict[str, Any] = {
             "Prompt": req.prompt,

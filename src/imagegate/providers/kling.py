@@ -9,6 +9,13 @@ prefix, or URL) and ``/v1/images/omni-image`` (kling-image-o1, kling-v3-omni: ``
 
 Sizing is by ``aspect_ratio`` + lower-case ``resolution``: the ratio and tier validation accepted
 against the model's catalog ``aspect_ratios`` / ``resolutions``, as they are.
+
+Submit exactly once: each create carries ``external_task_id`` (the task's reference; Kling wants it
+unique in the account and echoes it in ``data.task_info``). The single query takes either id
+("choose between task_id and external_task_id"), so :meth:`KlingProvider.find` asks for
+``{path}/{reference}``; since that reading is the riskier one to get wrong (a miss means a second
+submit), a not-found there is confirmed in the list (``?pageNum=&pageSize=``, whose items carry
+``task_info.external_task_id``), and only an exhausted list says "never received".
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ CODES = CodeMap.of(
     (exactly("5001"), ErrorCode.upstream_unavailable),
     (exactly("5002"), ErrorCode.upstream_timeout),
 )
+
+PAGE, LIST_PAGES = 500, 4  # the list's largest page; how far back a lookup looks before it gives up
+NOT_FOUND = "1203"  # "the requested resource does not exist"
 
 
 def kling_error(resp: httpx.Response, body: dict[str, Any]) -> UpstreamError:
@@ -103,11 +113,41 @@ class KlingProvider(Provider):
             raise kling_error(resp, body)
         return body.get("data") or {}
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
-        data = await self._call("POST", f"{self.base_url}{self._path}", json=self._body(req))
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
+        body = self._body(req)
+        if reference:
+            body["external_task_id"] = reference
+        data = await self._call("POST", f"{self.base_url}{self._path}", json=body)
         if not data.get("task_id"):
             raise UpstreamError(ErrorCode.upstream_error, "kling: submit answer has no task_id")
         return {"task_id": data["task_id"], "path": self._path}
+
+    async def _get(self, url: str, **params: int) -> tuple[httpx.Response, dict[str, Any]]:
+        resp = await self.request("GET", url, headers=self._headers(), params=params or None)
+        return resp, json_body(resp) or {"message": resp.text[:200]}
+
+    async def find(self, reference: str, req: ImageRequest) -> dict[str, Any] | None:
+        url = f"{self.base_url}{self._path}"
+        resp, body = await self._get(f"{url}/{reference}")
+        data = body.get("data") or {}
+        if resp.status_code == 200 and body.get("code") == 0:
+            if data.get("task_id") and (data.get("task_info") or {}).get("external_task_id") == reference:
+                return {"task_id": data["task_id"], "path": self._path}
+        elif str(body.get("code")) != NOT_FOUND:
+            raise kling_error(resp, body)
+        for page in range(1, LIST_PAGES + 1):  # not there by that id: the list is the last word
+            resp, body = await self._get(url, pageNum=page, pageSize=PAGE)
+            if resp.status_code != 200 or body.get("code") != 0:
+                raise kling_error(resp, body)
+            items = body.get("data") or []
+            for item in items:
+                if (item.get("task_info") or {}).get("external_task_id") == reference and item.get("task_id"):
+                    return {"task_id": item["task_id"], "path": self._path}
+            if len(items) < PAGE:
+                return None
+        raise UpstreamError(
+            ErrorCode.upstream_unavailable, f"kling: {reference} is not among the newest {LIST_PAGES * PAGE} tasks"
+        )
 
     async def poll(self, handle: dict[str, Any]) -> PollResult:
         data = await self._call("GET", f"{self.base_url}{handle.get('path', self._path)}/{handle['task_id']}")

@@ -100,7 +100,7 @@ class MidjourneyProvider(Provider):
             return str(out["result"])  # 21: the task already exists, 22: queued; both are accepted
         raise CODES.error(200, code, desc)
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         ids = await asyncio.gather(*(self._submit_one(req) for _ in chunks(req.n, PER_JOB)))
         return {"task_ids": list(ids), "n": req.n, "finished": {}}
 

@@ -129,7 +129,7 @@ class ReplicateProvider(Provider):
             e["error"] = str(p.get("error") or p.get("status"))
         return e
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         counts = chunks(req.n, per_call(self.spec) if self.opts.get("n_field") else 1)
         url, base = self.create_call()
         inputs = await image_work(input_pixels(req), lambda: [self.inputs(req, k, i) for i, k in enumerate(counts)])

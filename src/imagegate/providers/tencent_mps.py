@@ -66,7 +66,7 @@ class TencentMpsProvider(Provider):
             params["AdditionalParameters"] = json.dumps(extra, separators=(",", ":"))
         return params
 
-    async def submit(self, req: ImageRequest) -> dict[str, Any]:
+    async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         body = await self._call("CreateAigcImageTask", self._params(req))
         if not body.get("TaskId"):
             raise UpstreamError(ErrorCode.upstream_error, "tencent_mps: submit answer has no TaskId")

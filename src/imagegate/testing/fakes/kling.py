@@ -6,6 +6,11 @@ and ``/v1/images/omni-image`` (create + query by task id); raw-base64 (no ``data
 images; ``resolution`` 1k/2k (4k on kling-v3-omni), ``aspect_ratio``, ``n`` 1-9; task states
 submitted -> processing -> succeed / failed (``task_status_msg``) advancing per query; the
 ``{code, message, request_id, data}`` envelope with Kling's business codes; 30-day result URLs.
+``external_task_id`` on create, echoed in ``data.task_info``; the single query answers to either the
+task id or the external one ("choose between task_id and external_task_id"); the list
+(``?pageNum=`` 1-1000, ``pageSize=`` 1-500, default 1 and 30) is newest first and its items carry
+``task_info.external_task_id``. Assumed, not documented: a second create with an external id the
+account already used is refused with 1201 (the docs only say it must be unique in the account).
 """
 
 from __future__ import annotations
@@ -135,10 +140,14 @@ async def create(request: Request, state: FakeState, *, omni: bool) -> Response:
         return _env(1301, "Trigger the content security policy", status=400)
     if t == "rate-limit":
         return _env(1302, "API request too fast, please slow down", status=429)
+    external = body.get("external_task_id") or ""
+    if external and any(j["external"] == external for j in state.jobs.values() if "external" in j):
+        return _bad(f"external_task_id already exists: {external}")
     state.submitted()
     now = int(time.time() * 1000)
     task_id = str(uuid.uuid4().int)[:18]
     state.jobs[task_id] = {
+        "external": external,
         "omni": omni,
         "body": body,
         "dims": checked,
@@ -152,7 +161,7 @@ async def create(request: Request, state: FakeState, *, omni: bool) -> Response:
         {
             "task_id": task_id,
             "task_status": "submitted",
-            "task_info": {"external_task_id": body.get("external_task_id", "")},
+            "task_info": {"external_task_id": external},
             "created_at": now,
             "updated_at": now,
         },
@@ -173,37 +182,64 @@ async def finish(state: FakeState, job: Job) -> None:
     job["status"] = "succeed"
 
 
-async def query(request: Request, state: FakeState, *, omni: bool) -> Response:
-    task_id = request.path_params["task_id"]
-    job = state.jobs.get(task_id)
-    if job is None or job["omni"] != omni:
-        return _env(1203, "The requested resource does not exist", status=404)
-    if job["status"] in ("submitted", "processing"):
-        job["updated_at"] = int(time.time() * 1000)
-        if (stage := state.advance(task_id, "submitted", "processing")) is None:
-            await finish(state, job)
-        else:
-            job["status"] = stage
+def _lookup(state: FakeState, key: str, omni: bool) -> tuple[str, Job] | None:
+    """A task by its id or by the external id it was created with."""
+    for task_id, job in state.jobs.items():
+        if (task_id == key or (job.get("external") and job["external"] == key)) and job["omni"] == omni:
+            return task_id, job
+    return None
+
+
+def _view(task_id: str, job: Job) -> dict[str, Any]:
     data: dict[str, Any] = {
         "task_id": task_id,
         "task_status": job["status"],
         "task_status_msg": job.get("msg", ""),
         "created_at": job["created_at"],
         "updated_at": job["updated_at"],
-        "task_info": {},
+        "task_info": {"external_task_id": job["external"]} if job.get("external") else {},
     }
     if job["status"] == "succeed":
         data["task_result"] = {"images": job["images"]}
         data["final_unit_deduction"] = str(len(job["images"]))
-    return _env(0, "SUCCEED", data)
+    return data
+
+
+async def listing(request: Request, state: FakeState, *, omni: bool) -> Response:
+    try:
+        page = int(request.query_params.get("pageNum", "1"))
+        size = int(request.query_params.get("pageSize", "30"))
+    except ValueError:
+        return _bad("pageNum and pageSize must be integers")
+    if not 1 <= page <= 1000 or not 1 <= size <= 500:
+        return _bad("pageNum must be in [1, 1000] and pageSize in [1, 500]")
+    mine = [(t, j) for t, j in state.jobs.items() if j["omni"] == omni]
+    mine.sort(key=lambda tj: tj[1]["created_at"], reverse=True)
+    return _env(0, "SUCCEED", [_view(t, j) for t, j in mine[(page - 1) * size : page * size]])
+
+
+async def query(request: Request, state: FakeState, *, omni: bool) -> Response:
+    found = _lookup(state, request.path_params["task_id"], omni)
+    if found is None:
+        return _env(1203, "The requested resource does not exist", status=404)
+    task_id, job = found
+    if job["status"] in ("submitted", "processing"):
+        job["updated_at"] = int(time.time() * 1000)
+        if (stage := state.advance(task_id, "submitted", "processing")) is None:
+            await finish(state, job)
+        else:
+            job["status"] = stage
+    return _env(0, "SUCCEED", _view(task_id, job))
 
 
 ROUTES = (
     Endpoint("POST", "/v1/images/generations", partial(create, omni=False)),
+    Endpoint("GET", "/v1/images/generations", partial(listing, omni=False), count="list", count_after_auth=True),
     Endpoint(
         "GET", "/v1/images/generations/{task_id}", partial(query, omni=False), count="poll", count_after_auth=True
     ),
     Endpoint("POST", "/v1/images/omni-image", partial(create, omni=True)),
+    Endpoint("GET", "/v1/images/omni-image", partial(listing, omni=True), count="list", count_after_auth=True),
     Endpoint("GET", "/v1/images/omni-image/{task_id}", partial(query, omni=True), count="poll", count_after_auth=True),
 )
 
