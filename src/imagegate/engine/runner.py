@@ -52,6 +52,11 @@ class ProgressWriter:
             await self.store.save_progress(self.task.id, p.progress)
 
 
+def reference_of(task: Task) -> str:
+    """The client reference every submit of a task carries, so its upstream job can be found again."""
+    return f"ig-{task.id}"
+
+
 class Runner:
     def __init__(
         self, store: TaskStore, catalog: Catalog, router: Router, outputs: OutputWriter, me: Callable[[], str]
@@ -79,6 +84,8 @@ class Runner:
             task, took_over = (claimed, False) if claimed else await self.store.claim(task_id, self.me())
             if task is None:
                 return None
+            if took_over and stage_of(task) == SUBMITTING and self._submit_dep(task) is not None:
+                return await self._reconcile(task)
             if took_over and not self._may_continue(task):
                 return await self._interrupted(task)
             return await self._run(task, request)
@@ -111,6 +118,49 @@ class Runner:
             provider_class(d.provider).records_submit() for d in deployments
         )
         return nothing_sent and task.is_async
+
+    def _submit_dep(self, task: Task) -> tuple[CatalogModel, Deployment] | None:
+        """The model and deployment of a task's interrupted submit, when that upstream can be asked for it."""
+        model = self.catalog.get(task.model)
+        dep_id = (task.upstream or {}).get("deployment")
+        dep = next((d for d in (model.deployments if model else []) if d.id == dep_id), None)
+        if model is None or dep is None or provider_class(dep.provider).resubmit() != "lookup":
+            return None
+        return model, dep
+
+    async def _reconcile(self, task: Task) -> Finished | None:
+        """A submit was interrupted before its handle was stored: ask the upstream by the task's reference.
+
+        Found: store the handle and poll it, so the job is paid for once. Not found: it never reached the
+        upstream, so an async task is submitted again (a sync task's client is gone: canceled). A lookup
+        that still fails after the router's retries ends the task refunded: waiting longer could not
+        tell us more than a retry did, and guessing either way may pay twice or drop a paid job.
+        """
+        found = self._submit_dep(task)
+        assert found is not None
+        model, dep = found
+        try:
+            req = await self.outputs.load_request(task)
+            handle = await self.router.find(model, dep, reference_of(task), req)
+        except (UpstreamError, GatewayError) as exc:
+            message = (
+                f"interrupted while a request to {dep.id} was in flight, and asking it whether the job exists "
+                f"failed ({exc.message}); it was not sent again; nothing was charged"
+            )
+            return await self._fail(task, ErrorCode.interrupted.value, message)
+        if handle is not None:
+            log.info("task %s: its interrupted submit reached %s; polling it", task.id, dep.id)
+            await self.store.save_handle(task.id, dep.id, dep.provider, handle)
+            task.upstream = {"stage": SUBMITTED, "deployment": dep.id, "handle": handle}
+            return await self._run(task, req)
+        if not task.is_async:
+            message = (
+                "the request's connection ended with its server before the upstream received it; "
+                "it was canceled and nothing was charged"
+            )
+            return Finished(task) if await self.store.cancel(task, ErrorCode.interrupted.value, message) else None
+        log.info("task %s: its interrupted submit never reached %s; submitting it again", task.id, dep.id)
+        return await self._run(task, req)
 
     async def _interrupted(self, task: Task) -> Finished | None:
         """End, refunded, a task that must not run again: canceled when nothing reached the upstream (its
@@ -167,6 +217,7 @@ class Runner:
             on_submit=on_submit,
             on_progress=ProgressWriter(self.store, task),
             resume=(up["deployment"], up["handle"]) if stage_of(task) == SUBMITTED else None,
+            reference=reference_of(task),
         )
         if any(i.data is None for i in outcome.result.images):
             provider = self.router.provider(model, outcome.deployment)
