@@ -100,6 +100,10 @@ def test_generate_takes_a_port_and_says_when_nothing_listens(server, api_key, tm
 def test_models_json_is_one_object_per_line(server) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    r = cli("models", "--json", env=server.env)
+    r = cli("models", "--json", "--all", env=server.env)
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 0 and any(m["id"] == "test/test" and m["ready"] for m in rows)
+    by_id = {m["id"]: m for m in rows}  # what a crash mid-call does, derived from each adapter
+    assert by_id["Kling:3.0-omni"]["resubmit"] == {"kling": "lookup"}
+    assert by_id["test/test"]["resubmit"] == {"builtin": "replay"}
+    assert all(v == "none" for v in by_id["flux-2-pro"]["resubmit"].values())

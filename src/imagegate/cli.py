@@ -28,6 +28,7 @@ from imagegate.db.database import Database, to_usd
 from imagegate.db.keys import KeyStore
 from imagegate.db.tables import ApiKey
 from imagegate.memory import tune_malloc
+from imagegate.providers.registry import resubmit_of
 from imagegate.settings import Settings
 
 T = TypeVar("T")
@@ -267,6 +268,7 @@ def models(
                         "max_n": m.spec.max_n,
                         "pricing": m.spec.price.describe(),
                         "providers": sorted({d.provider for d in m.deployments}),
+                        "resubmit": resubmit_of(m.deployments),
                         "ready": m.ready,
                         "not_ready_reason": m.not_ready_reason,
                     }

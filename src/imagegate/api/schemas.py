@@ -147,6 +147,10 @@ class ModelEntry(BaseModel):
     pricing: dict[str, Any]
     ready: bool
     providers: list[str]
+    resubmit: dict[str, Literal["lookup", "replay", "none"]] = Field(
+        description="per provider, after a crash mid-call: lookup (asked for the job by the task's reference "
+        "before anything is sent again), replay (free to call again) or none (ended, refunded, code interrupted)"
+    )
     not_ready_reason: str | None = None
 
 

@@ -16,6 +16,7 @@ from imagegate.catalog import CatalogModel
 from imagegate.db.database import BUSY
 from imagegate.domain import ErrorCode, GatewayError, shown
 from imagegate.observe.metrics import CONTENT_TYPE
+from imagegate.providers.registry import resubmit_of
 
 log = logging.getLogger("imagegate.api")
 
@@ -52,6 +53,7 @@ def model_entry(m: CatalogModel) -> dict[str, Any]:
         "pricing": s.price.describe(),
         "ready": m.ready,
         "providers": sorted({d.provider for d in m.deployments}),
+        "resubmit": resubmit_of(m.deployments),
     }
     if not m.ready:
         entry["not_ready_reason"] = m.not_ready_reason

@@ -6,11 +6,12 @@ one place, typed, and complete as soon as this module is imported.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from imagegate.catalog import Deployment
 from imagegate.providers.ark import ArkProvider
-from imagegate.providers.base import Provider
+from imagegate.providers.base import Provider, Resubmit
 from imagegate.providers.bfl import BFLProvider
 from imagegate.providers.builtin import BuiltinProvider
 from imagegate.providers.dashscope import DashScopeProvider
@@ -54,3 +55,8 @@ def provider_class(name: str) -> type[Provider]:
 
 def registered() -> dict[str, type[Provider]]:
     return dict(ADAPTERS)
+
+
+def resubmit_of(deployments: Iterable[Deployment]) -> dict[str, Resubmit]:
+    """Per provider, what a task interrupted mid-call does: read off the adapters, never restated in YAML."""
+    return {p: provider_class(p).resubmit() for p in sorted({d.provider for d in deployments})}
