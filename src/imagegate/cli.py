@@ -187,9 +187,7 @@ def keys_create(
     settings = _settings(data_dir)
 
     async def go(keys: KeyStore) -> tuple[ApiKey, str]:
-        return await keys.create(
-            name, credits, rate_limit_rpm=rpm, max_concurrent_tasks=max_concurrent, is_admin=admin
-        )
+        return await keys.create(name, credits, rate_limit_rpm=rpm, max_concurrent_tasks=max_concurrent, is_admin=admin)
 
     row, secret = asyncio.run(_with_keys(settings, go))
     bal = "unlimited" if credits is None else f"${credits:.2f}"
