@@ -28,7 +28,6 @@ router = APIRouter()
 TAG = "Admin"
 MAX_BODY = 64 * 1024
 ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # the form of every id the gateway hands out
-KEY_ID = {"key_id": "the key's id (key_...)"}
 
 
 def doc(id: str, summary: str, responses: dict[int, tuple[Any, str]], **kw: Any) -> dict[str, Any]:
@@ -158,7 +157,7 @@ async def list_keys(gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     return _answer({"object": "list", "data": [key_object(r, spend.get(r.id, 0)) for r in rows]})
 
 
-@router.get("/admin/v1/keys/{key_id}", **doc("admin_get_key", "one key", {200: (KeyObject, "the key")}, path=KEY_ID))
+@router.get("/admin/v1/keys/{key_id}", **doc("admin_get_key", "one key", {200: (KeyObject, "the key")}))
 async def get_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     return _answer(await _shown(gw, await _key(gw, key_id)))
 
@@ -166,7 +165,7 @@ async def get_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
 @router.patch(
     "/admin/v1/keys/{key_id}",
     **doc("admin_update_key", "change a key: name, credits, limits, expiry, allowlist, budget",
-          {200: (KeyObject, "the key as it now is")}, body=KeyUpdate, path=KEY_ID),
+          {200: (KeyObject, "the key as it now is")}, body=KeyUpdate),
 )  # fmt: skip
 async def update_key(key_id: str, request: Request, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     sent = await _body(request, KeyUpdate)
@@ -185,7 +184,7 @@ async def update_key(key_id: str, request: Request, gw: GatewayDep, admin: Admin
 @router.delete(
     "/admin/v1/keys/{key_id}",
     **doc("admin_revoke_key", "revoke a key (its tasks and usage are kept)",
-          {200: (KeyObject, "the key, revoked")}, path=KEY_ID),
+          {200: (KeyObject, "the key, revoked")}),
 )  # fmt: skip
 async def revoke_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     key = await _key(gw, key_id)
@@ -196,7 +195,7 @@ async def revoke_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONRespon
 @router.post(
     "/admin/v1/keys/{key_id}/rotate",
     **doc("admin_rotate_key", "a new secret for the same key (the old one stops working)",
-          {200: (KeyWithSecret, "the key, with its new secret (shown once)")}, path=KEY_ID),
+          {200: (KeyWithSecret, "the key, with its new secret (shown once)")}),
 )  # fmt: skip
 async def rotate_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     key = await _key(gw, key_id)

@@ -40,7 +40,6 @@ from imagegate.domain import ErrorCode, GatewayError, shown
 router = APIRouter()
 CSV_FIELDS = list(UsageEntry.model_fields)
 CSV_ANSWER = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
-TASK_ID = {"task_id": "the task's id"}
 
 
 def _period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
@@ -152,7 +151,7 @@ async def _task(gw: GatewayDep, task_id: str) -> Task:
 @router.get(
     "/admin/v1/tasks/{task_id}/deliveries",
     **doc("admin_list_task_deliveries", "any key's task: its webhook deliveries and their attempts",
-          {200: (DeliveryList, "the deliveries")}, path=TASK_ID),
+          {200: (DeliveryList, "the deliveries")}),
 )  # fmt: skip
 async def deliveries(task_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     task = await _task(gw, task_id)
@@ -163,8 +162,7 @@ async def deliveries(task_id: str, gw: GatewayDep, admin: AdminKey) -> JSONRespo
 @router.post(
     "/admin/v1/tasks/{task_id}/deliveries/{delivery_id}/redeliver",
     **doc("admin_redeliver", "send a finished webhook delivery again (409 while it is still pending)",
-          {200: (Delivery, "the delivery, pending again: it is sent within a second")},
-          path={**TASK_ID, "delivery_id": "the delivery's id (msg_...), also its webhook-id"}),
+          {200: (Delivery, "the delivery, pending again: it is sent within a second")}),
 )  # fmt: skip
 async def redeliver(task_id: str, delivery_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     task = await _task(gw, task_id)
