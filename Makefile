@@ -16,14 +16,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Serve on the embedded default (SQLite + local disk + the built-in test model).
-# The first run creates a key with unlimited credits and prints it.
+# The first run creates an admin key (unlimited credits; it may call /admin/v1/) and prints it.
 serve: install
-	@test -f $(DATA)/imagegate.db || $(BIN)/imagegate keys create --data-dir $(DATA) --name local
+	@test -f $(DATA)/imagegate.db || $(BIN)/imagegate keys create --data-dir $(DATA) --name local --admin
 	$(BIN)/imagegate serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 # Same, with every catalog model served by a fake of its provider (offline).
 sandbox: install
-	@test -f $(DATA)/imagegate.db || $(BIN)/imagegate keys create --data-dir $(DATA) --name local
+	@test -f $(DATA)/imagegate.db || $(BIN)/imagegate keys create --data-dir $(DATA) --name local --admin
 	$(BIN)/imagegate serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --sandbox
 
 key: install

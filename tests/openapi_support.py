@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Sequence
 from pathlib import Path
 
 GENERATOR = "openapi-python-client==0.29.1"
@@ -68,7 +69,9 @@ def generate_client(exe: Path, document: Path, out: Path) -> Path:
     return folder
 
 
-def schemathesis(url: str, key: str, report: Path, *, max_examples: int, seed: int) -> subprocess.CompletedProcess[str]:
+def schemathesis(
+    url: str, key: str, report: Path, *, max_examples: int, seed: int, extra: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
     """Schemathesis' CLI against ``url`` (its Hypothesis runs without a deadline per case).
 
     One worker: with two, Hypothesis describes strategies from two threads at once and Python
@@ -100,6 +103,7 @@ def schemathesis(url: str, key: str, report: Path, *, max_examples: int, seed: i
         "junit",
         "--report-junit-path",
         str(report),
+        *extra,
     ]
     env = {**os.environ, "NO_COLOR": "1"}
     # its caches (.schemathesis/, .hypothesis/) go beside the report, not into the work tree

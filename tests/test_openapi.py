@@ -31,7 +31,12 @@ from tests.conftest import ServerProc, decode
 from tests.openapi_support import CLIENT_SCRIPT, generate_client, generator, schemathesis
 
 CREATES = ["/v1/images/generations", "/v1/images/edits", "/v1/openai/images/generations", "/v1/openai/images/edits"]
-BODYLESS = {"cancel_task", "rotate_webhook_secret"}  # POSTs that take no body by design
+BODYLESS = {
+    "cancel_task",
+    "rotate_webhook_secret",
+    "admin_rotate_key",
+    "admin_redeliver",
+}  # POSTs that take no body by design
 QUERY = {
     **{("post", path): {"async", "callback_url"} for path in CREATES},
     ("get", "/api/v1/images/generations"): {"task_id"},
@@ -40,6 +45,8 @@ QUERY = {
     ("put", "/v1/uploads/{upload_id}"): {"expires", "sig"},
     ("get", "/v1/models"): {"all"},
     ("get", "/api/omni/models"): {"all"},
+    ("get", "/admin/v1/usage"): {"from", "to", "group_by", "format"},
+    ("get", "/admin/v1/tasks"): {"key_id", "model", "status", "from", "to", "after", "limit"},
 }
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "ImageGeneration": openai_models.ImageGeneration,

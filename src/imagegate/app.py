@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from imagegate.api import errors, files, system, tasks, uploads, webhooks
+from imagegate.api import admin_keys, admin_ops, errors, files, system, tasks, uploads, webhooks
 from imagegate.api.access import AccessMiddleware, configure_access_log
 from imagegate.api.deps import Gateway
 from imagegate.api.dialects.apimodels import ApimodelsDialect
@@ -25,6 +25,7 @@ from imagegate.api.dialects.openai import OpenAIDialect
 from imagegate.api.docs import install_docs
 from imagegate.api.wiring import add_dialect
 from imagegate.catalog import Catalog
+from imagegate.db.admin import AdminStore
 from imagegate.db.database import Database
 from imagegate.db.deliveries import DeliveryStore
 from imagegate.db.idempotency import IdempotencyStore
@@ -106,6 +107,8 @@ def build_gateway(settings: Settings, role: str = "serve") -> Gateway:
         else (liveness, core.board, core.queue),
         closers=(clients.aclose, fetch_client.aclose, db.close, storage.aclose),
         dialects=dialects,
+        admin=AdminStore(db),
+        breakers=core.board,
         sandbox=sandbox is not None or settings.sandbox_url is not None,
     )
 
@@ -251,7 +254,7 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
     errors.install(app)
     for dialect in gw.dialects:  # first: the create routes carry most of the traffic
         add_dialect(app.router, dialect)
-    for module in (system, files, tasks, uploads, webhooks):
+    for module in (system, files, tasks, uploads, webhooks, admin_keys, admin_ops):
         app.include_router(module.router)
     install_docs(app)
     return app

@@ -181,17 +181,19 @@ def keys_create(
     credits: Annotated[float | None, typer.Option("--credits", help="Balance in USD (default: unlimited)")] = None,
     rpm: RPM = None,
     max_concurrent: MaxConcurrent = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key: it may call /admin/v1/")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Create a key; the secret is printed once, as the last line."""
     settings = _settings(data_dir)
 
     async def go(keys: KeyStore) -> tuple[ApiKey, str]:
-        return await keys.create(name, credits, rate_limit_rpm=rpm, max_concurrent_tasks=max_concurrent)
+        return await keys.create(name, credits, rate_limit_rpm=rpm, max_concurrent_tasks=max_concurrent, is_admin=admin)
 
     row, secret = asyncio.run(_with_keys(settings, go))
     bal = "unlimited" if credits is None else f"${credits:.2f}"
-    print(f"created key {row.id} ({name}, credits {bal}); the secret is shown only once:")
+    kind = "admin key" if admin else "key"
+    print(f"created {kind} {row.id} ({name}, credits {bal}); the secret is shown only once:")
     print(secret)
 
 
@@ -222,10 +224,11 @@ def keys_list(data_dir: DataDir = None) -> None:
     """List keys (never their secrets)."""
     settings = _settings(data_dir)
     rows = asyncio.run(_with_keys(settings, lambda keys: keys.all()))
-    table = Table("id", "name", "prefix", "credits (USD)", "created", "revoked")
+    table = Table("id", "name", "prefix", "admin", "credits (USD)", "created", "revoked")
     for r in rows:
         bal = "unlimited" if r.credits_micros is None else f"{to_usd(r.credits_micros):.4f}"
-        table.add_row(r.id, r.name, r.prefix + "…", bal, str(r.created_at)[:19], str(r.revoked_at or "")[:19])
+        admin = "yes" if r.is_admin else ""
+        table.add_row(r.id, r.name, r.prefix + "…", admin, bal, str(r.created_at)[:19], str(r.revoked_at or "")[:19])
     Console().print(table)
 
 

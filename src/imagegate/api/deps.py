@@ -12,10 +12,13 @@ from fastapi import Depends, Request
 from imagegate.api.access import note_of
 from imagegate.api.dialects.base import Dialect
 from imagegate.catalog import Catalog
+from imagegate.db.admin import AdminStore
 from imagegate.db.database import Database
 from imagegate.db.deliveries import DeliveryStore
-from imagegate.db.keys import KeyStore
+from imagegate.db.keys import KeyStore, is_expired
+from imagegate.db.tables import utcnow
 from imagegate.domain import Caller, ErrorCode, GatewayError
+from imagegate.engine.limits import BreakerBoard
 from imagegate.engine.submit import Submitter
 from imagegate.engine.tasks import TaskService
 from imagegate.engine.uploads import UploadService
@@ -49,6 +52,8 @@ class Gateway:
     services: tuple[Service, ...]  # started in this order, stopped in reverse
     closers: tuple[Callable[[], Awaitable[None]], ...]  # HTTP clients and the database, closed last
     dialects: tuple[Dialect, ...]  # each gets a router; the first one's webhook body is the default
+    admin: AdminStore  # the operator's reads across keys (usage, every key's tasks)
+    breakers: BreakerBoard  # this process's view of every deployment's circuit
     sandbox: bool = False
 
     def base_url(self, request: Request) -> str:
@@ -85,6 +90,8 @@ async def current_key(request: Request, gw: GatewayDep) -> Caller:
     key = await gw.keys.by_secret(secret)
     if key is None or key.revoked_at is not None:
         raise GatewayError(ErrorCode.invalid_api_key, "invalid or revoked API key")
+    if is_expired(key, utcnow()):
+        raise GatewayError(ErrorCode.invalid_api_key, "this API key has expired")
     note = note_of(request)
     note.key_id, note.key_name = key.id, key.name
     return Caller(
@@ -93,10 +100,23 @@ async def current_key(request: Request, gw: GatewayDep) -> Caller:
         webhook_secret=key.webhook_secret,
         rate_limit_rpm=key.rate_limit_rpm,
         max_concurrent_tasks=key.max_concurrent_tasks,
+        is_admin=key.is_admin,
+        allowed_models=tuple(key.allowed_models) if key.allowed_models is not None else None,
+        monthly_budget_micros=key.monthly_budget_micros,
     )
 
 
 CurrentKey = Annotated[Caller, Depends(current_key)]
+
+
+async def admin_key(caller: CurrentKey) -> Caller:
+    """An administrator's key (``imagegate keys create --admin``): 401 without a valid key, 403 with another."""
+    if not caller.is_admin:
+        raise GatewayError(ErrorCode.forbidden, "this route needs an admin key (imagegate keys create --admin)")
+    return caller
+
+
+AdminKey = Annotated[Caller, Depends(admin_key)]
 
 
 async def base_url(request: Request, gw: GatewayDep) -> str:

@@ -57,6 +57,7 @@ TAGS = [
     {"name": "Files", "description": "signed, expiring downloads of outputs"},
     {"name": "Webhooks", "description": "the Standard Webhooks signing secret"},
     {"name": "System", "description": "liveness and readiness"},
+    {"name": "Admin", "description": "keys, usage, every key's tasks and the catalog's state: an admin key only"},
 ]
 
 

@@ -25,8 +25,10 @@ from imagegate.api.schemas import ErrorResponse
 REF = "#/components/schemas/{model}"
 #: what each error status means, for every operation's ``4XX`` / ``5XX`` entries
 CLIENT_ERRORS = (
-    "400 a parameter is wrong (`param` names it), 401 no or a bad API key, 402 not enough credits, "
-    "403 a signed link is wrong or expired, 404 no such model or task, 409 a conflict (a duplicate "
+    "400 a parameter is wrong (`param` names it), 401 no, a bad or an expired API key, 402 not enough credits "
+    "or the key's monthly budget is spent, 403 a signed link is wrong or expired, the model is outside the "
+    "key's allowlist, or an admin route was called without an admin key, 404 no such model or task, "
+    "409 a conflict (a duplicate "
     "Idempotency-Key in flight, a task that cannot be canceled), 413 too large, 422 an Idempotency-Key "
     "reused with another body, 429 a rate or concurrency limit (see Retry-After)"
 )
@@ -61,7 +63,12 @@ class Operation:
         responses: dict[int | str, dict[str, Any]] = {
             status: {"model": model, "description": text} for status, (model, text) in self.responses.items()
         }
-        responses.update({status: copy.deepcopy(answer) for status, answer in self.raw_responses.items()})
+        for status, answer in self.raw_responses.items():  # beside a model's JSON at the same status: merged
+            entry = responses.setdefault(status, {})
+            content = {**entry.get("content", {}), **copy.deepcopy(answer).get("content", {})}
+            entry.update(copy.deepcopy(answer))
+            if content:
+                entry["content"] = content
         responses["4XX"] = {"model": self.error, "description": CLIENT_ERRORS}
         responses["5XX"] = {"model": self.error, "description": SERVER_ERRORS}
         return {

@@ -7,6 +7,7 @@ OpenAI-style task objects, whatever dialect created them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from imagegate.api.responses import FastJSON
 from imagegate.api.schemas import DeliveryList, TaskList, TaskObject
 from imagegate.api.validation import check, given
 from imagegate.db.database import aware
+from imagegate.db.tables import Delivery, DeliveryAttempt
 from imagegate.domain import GatewayError, TaskStatus, shown
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
@@ -94,22 +96,22 @@ def _ts(dt: datetime | None) -> float | None:
 )
 async def tasks_deliveries(task_id: str, gw: GatewayDep, caller: CurrentKey) -> JSONResponse:
     task = await gw.tasks.get(task_id, caller)
-    out: list[dict[str, Any]] = []
-    for d, attempts in await gw.deliveries.of_task(task.id):
-        out.append(
-            {
-                "id": d.id,
-                "object": "webhook.delivery",
-                "url": d.url,
-                "status": d.status,
-                "attempt_count": d.attempts,
-                "created_at": _ts(d.created_at),
-                "delivered_at": _ts(d.delivered_at),
-                "next_attempt_at": _ts(d.next_at) if d.status == "pending" else None,
-                "attempts": [
-                    {"at": _ts(a.at), "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms}
-                    for a in attempts
-                ],
-            }
-        )
+    out = [delivery_object(d, attempts) for d, attempts in await gw.deliveries.of_task(task.id)]
     return JSONResponse({"object": "list", "data": out})
+
+
+def delivery_object(d: Delivery, attempts: Sequence[DeliveryAttempt]) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "object": "webhook.delivery",
+        "url": d.url,
+        "status": d.status,
+        "attempt_count": d.attempts,
+        "created_at": _ts(d.created_at),
+        "delivered_at": _ts(d.delivered_at),
+        "next_attempt_at": _ts(d.next_at) if d.status == "pending" else None,
+        "attempts": [
+            {"at": _ts(a.at), "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms}
+            for a in attempts
+        ],
+    }

@@ -65,3 +65,16 @@ class DeliveryStore:
             )
             attempts = list((await s.execute(aq)).scalars())
         return [(d, [a for a in attempts if a.delivery_id == d.id]) for d in rows]
+
+    async def redeliver(self, task_id: str, delivery_id: str, now: datetime) -> Delivery | None:
+        """Send a finished delivery (delivered, failed or stopped) once more, now; None when the task has
+        no such delivery. One still pending is left alone: its sender may hold it this very moment."""
+        stmt = (
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.task_id == task_id, Delivery.status != PENDING)
+            .values(status=PENDING, next_at=now)
+        )
+        async with self.db.session.begin() as s:
+            await s.execute(stmt)
+            q = select(Delivery).where(Delivery.id == delivery_id, Delivery.task_id == task_id)
+            return (await s.execute(q)).scalar_one_or_none()

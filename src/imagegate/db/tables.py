@@ -36,6 +36,12 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests per minute
     max_concurrent_tasks: Mapped[int | None] = mapped_column(Integer, nullable=True)  # queued + running
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # may call /admin/v1/
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)  # 401 from then on
+    #: fnmatch patterns of the catalog model ids the key may use (``openai/*``); None: every model
+    allowed_models: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: spend (settled plus held) per calendar month (UTC) the key may reach; None: no budget
+    monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Process(Base):
@@ -117,7 +123,7 @@ class Task(Base):
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)  # awaiting_upload deadline
 
-    __table_args__ = (Index("ix_tasks_key_seq", "key_id", "seq"),)
+    __table_args__ = (Index("ix_tasks_key_seq", "key_id", "seq"), Index("ix_tasks_created_at", "created_at"))
 
 
 class StoredFile(Base):

@@ -8,10 +8,10 @@ webhook outbox row) rides in the same transaction as the write that won.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.database import Database, changed, lock, new_id
@@ -82,13 +82,17 @@ class TaskStore:
         claim: int | None = None,
         defer: Defer | None = None,
         max_live: int | None = None,
+        budget: int | None = None,
     ) -> None:
         """One transaction: reserve the task's credits, add it with its stored inputs and upload slots,
         bind the Idempotency-Key claim it answers (a replay then finds the task, never a half), and,
-        with ``defer``, queue its job on the same connection (a job never outlives or misses its task)."""
+        with ``defer``, queue its job on the same connection (a job never outlives or misses its task).
+        ``max_live`` and ``budget`` (micro-dollars a month) are the key's limits, checked under its lock."""
         async with self.db.session.begin() as s:
             if max_live is not None:
                 await _admit_live(s, task.key_id, max_live)
+            if budget is not None:  # keys without a budget pay no query for it
+                await _within_budget(s, task.key_id, budget, task.reserved_micros)
             if not await reserve(s, task.key_id, task.reserved_micros):
                 cost = task.reserved_micros / 1e6
                 raise GatewayError(
@@ -316,6 +320,35 @@ async def _admit_live(s: AsyncSession, key_id: str, max_live: int) -> None:
             ErrorCode.rate_limited,
             f"this key may have {max_live} tasks queued or running at once; retry when one ends",
             retry_after=1,
+        )
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_spend() -> ColumnElement[int]:
+    """What a task counts against its key's monthly budget: the cost once it succeeded, what it holds
+    while it is live, nothing once it failed or was canceled (refunded)."""
+    held = case(
+        (Task.status == TaskStatus.succeeded.value, Task.cost_micros),
+        (Task.status.in_(LIVE), Task.reserved_micros),
+        else_=0,
+    )
+    return func.coalesce(func.sum(held), 0)
+
+
+async def _within_budget(s: AsyncSession, key_id: str, budget: int, micros: int) -> None:
+    """Refuse a task that would take the key's spend this calendar month (UTC) past its budget: counted
+    under the key's lock, in the transaction that reserves the credits, so racing requests cannot pass it."""
+    await lock(s, f"live:{key_id}")
+    q = select(month_spend()).where(Task.key_id == key_id, Task.created_at >= month_start(utcnow()))
+    spent = int((await s.execute(q)).scalar_one())
+    if spent + micros > budget:
+        raise GatewayError(
+            ErrorCode.budget_exceeded,
+            f"this key's monthly budget is ${budget / 1e6:.2f}; ${spent / 1e6:.4f} is spent or held this month "
+            f"and this request costs ${micros / 1e6:.4f}",
         )
 
 

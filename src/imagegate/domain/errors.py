@@ -27,10 +27,12 @@ class ErrorCode(enum.StrEnum):
     payload_too_large = "payload_too_large"
     invalid_api_key = "invalid_api_key"
     insufficient_credits = "insufficient_credits"
+    budget_exceeded = "budget_exceeded"  # the key's monthly budget (USD) would be passed
     model_not_found = "model_not_found"
     model_not_ready = "model_not_ready"
     not_found = "not_found"
     forbidden = "forbidden"
+    model_not_allowed = "model_not_allowed"  # outside the key's model allowlist
     conflict = "conflict"
     idempotency_mismatch = "idempotency_mismatch"
     rate_limited = "rate_limited"
@@ -57,10 +59,12 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.payload_too_large: 413,
     ErrorCode.invalid_api_key: 401,
     ErrorCode.insufficient_credits: 402,
+    ErrorCode.budget_exceeded: 402,
     ErrorCode.model_not_found: 404,
     ErrorCode.model_not_ready: 503,
     ErrorCode.not_found: 404,
     ErrorCode.forbidden: 403,
+    ErrorCode.model_not_allowed: 403,
     ErrorCode.conflict: 409,
     ErrorCode.idempotency_mismatch: 422,
     ErrorCode.rate_limited: 429,

@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 
@@ -36,6 +37,13 @@ class Caller:
     webhook_secret: str
     rate_limit_rpm: int | None = None  # requests per minute
     max_concurrent_tasks: int | None = None  # queued and running at once
+    is_admin: bool = False
+    #: fnmatch patterns of the model ids it may use (checked in memory on every create); None: any model
+    allowed_models: tuple[str, ...] | None = None
+    monthly_budget_micros: int | None = None  # checked with the credit reservation; None: no query at all
+
+    def may_use(self, model_id: str) -> bool:
+        return self.allowed_models is None or any(fnmatchcase(model_id, p) for p in self.allowed_models)
 
 
 @dataclass(frozen=True, slots=True)

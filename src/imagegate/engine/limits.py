@@ -83,6 +83,11 @@ class BreakerBoard:
         now = time.monotonic()
         return [(dep, b.state(now)) for dep, b in list(self.breakers.items())]
 
+    def state_of(self, deployment_id: str) -> tuple[str, int]:
+        """(circuit state, consecutive failures); a deployment never called is closed (nothing is created)."""
+        b = self.breakers.get(deployment_id)
+        return ("closed", 0) if b is None else (b.state(), b.failures)
+
     def failure(self, deployment_id: str) -> None:
         self.get(deployment_id).failure()
         if self.store is not None:

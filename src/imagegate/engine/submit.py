@@ -66,6 +66,10 @@ class Submitter:
                 raise GatewayError(
                     ErrorCode.model_not_found, f"model '{shown(sub.model)}' does not exist", param="model"
                 )
+            if not sub.caller.may_use(model.id):  # in memory, from the key row already read
+                raise GatewayError(
+                    ErrorCode.model_not_allowed, f"this key may not use the model '{model.id}'", param="model"
+                )
             if sub.callback_url is not None:
                 await fetch.check_url(sub.callback_url, self.policy, "callback_url")
             req = await self._request(sub, model)

@@ -67,7 +67,10 @@ class TaskService:
         claim_row = claim.row_id if claim is not None else None
         queued = row.status == TaskStatus.queued.value
         defer = self.queue.defer if queued else None
-        await self.store.create(row, kept, uploads, claim_row, defer, new.caller.max_concurrent_tasks)
+        caller = new.caller
+        await self.store.create(
+            row, kept, uploads, claim_row, defer, caller.max_concurrent_tasks, caller.monthly_budget_micros
+        )
         if claim is not None and claim_row is not None:
             claim.bound = True
         if queued and self.queue.defer is None:
