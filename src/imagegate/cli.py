@@ -224,11 +224,11 @@ def keys_list(data_dir: DataDir = None) -> None:
     """List keys (never their secrets)."""
     settings = _settings(data_dir)
     rows = asyncio.run(_with_keys(settings, lambda keys: keys.all()))
-    table = Table("id", "name", "prefix", "admin", "credits (USD)", "created", "revoked")
+    table = Table("id", "name", "prefix", "credits (USD)", "created", "revoked", "admin")
     for r in rows:
         bal = "unlimited" if r.credits_micros is None else f"{to_usd(r.credits_micros):.4f}"
         admin = "yes" if r.is_admin else ""
-        table.add_row(r.id, r.name, r.prefix + "…", admin, bal, str(r.created_at)[:19], str(r.revoked_at or "")[:19])
+        table.add_row(r.id, r.name, r.prefix + "…", bal, str(r.created_at)[:19], str(r.revoked_at or "")[:19], admin)
     Console().print(table)
 
 
