@@ -10,7 +10,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from imagegate.catalog import Catalog
+from imagegate.catalog import Catalog, builtin_specs
 from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import ErrorCode, ImageRequest, UpstreamError
 from imagegate.engine.limits import Breaker
@@ -250,3 +250,46 @@ async def test_all_deployments_down_reports_last_error(fakes: Fakes) -> None:
     with pytest.raises(UpstreamError) as e:
         await router.run(model, req(), on_submit=noop, on_progress=noop)
     assert e.value.code == ErrorCode.upstream_rate_limited and e.value.retry_after == 3.0
+
+
+class LostAnswers(httpx.ASGITransport):
+    """Hands each request to the fake, but loses the answer to the first ``lose`` creates (POSTs): the
+    upstream accepted them, the gateway saw a timeout, as when a connection drops on the way back."""
+
+    def __init__(self, app: Any, lose: int) -> None:
+        super().__init__(app=app)
+        self.lose = lose
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.method == "POST" and self.lose > 0:
+            self.lose -= 1
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+async def test_a_submit_whose_answer_was_lost_is_looked_up_not_sent_again() -> None:
+    from imagegate.testing.sandbox import Sandbox
+
+    sandbox = Sandbox(delay_ms=0)
+    app, state = sandbox.fake("kling")
+
+    class Clients:
+        def client_for(self, dep: Deployment) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=LostAnswers(app, lose=1))
+
+    spec = next(s for s in builtin_specs() if any(d.provider == "kling" for d in s.deployments))
+    model = Catalog([spec], env={"KLING_ACCESS_KEY": "sandbox-key", "KLING_SECRET_KEY": "sandbox-key"}).get(spec.id)
+    assert model is not None
+    router = Router(Clients(), retries=2, backoff=0.0, poll_interval=0.0)
+    handles: list[dict[str, Any]] = []
+
+    async def on_submit(_: Deployment, handle: dict[str, Any]) -> None:
+        handles.append(handle)
+
+    ask = ImageRequest(model=spec.id, prompt="a lighthouse", aspect_ratio="1:1")
+    out = await router.run(model, ask, on_submit=on_submit, on_progress=noop, reference="ig-task_lost")
+    assert len(out.result.images) == 1
+    assert state.calls["submit"] == 1  # found by its reference after the timeout, not created twice
+    assert [a.get("error") for a in out.attempts][:1] == ["upstream_timeout"] and out.attempts[1].get("found")
+    assert handles and handles[0]["task_id"] in state.jobs

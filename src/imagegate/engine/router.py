@@ -152,7 +152,7 @@ class Router:
                 return await self._with_retries(dep, attempts, lambda: provider.generate(req))
             if on_submitting is not None:
                 await on_submitting(dep)
-            handle = await self._with_retries(dep, attempts, lambda: provider.submit(req, reference))
+            handle = await self._submit(provider, dep, req, attempts, reference)
             await on_submit(dep, handle)
             return await self._poll_until_done(provider, dep, handle, on_progress, on_submit)
 
@@ -163,9 +163,32 @@ class Router:
         provider = self.provider(model, dep)
         return await self._with_retries(dep, [], lambda: provider.find(reference, req))
 
+    async def _submit(
+        self, provider: Provider, dep: Deployment, req: ImageRequest, attempts: list[dict[str, Any]], ref: str | None
+    ) -> dict[str, Any]:
+        """Submit, retrying what is retryable; where the upstream can be asked for the job by ``ref``, ask it
+        before each retry, since a submit whose answer was lost (a timeout, a dropped connection, a 5xx from
+        a proxy) may have been accepted: a job found is polled, never sent again."""
+
+        async def already_there() -> dict[str, Any] | None:
+            if ref is None or provider.resubmit() != "lookup":
+                return None
+            try:
+                async with asyncio.timeout(dep.timeout):
+                    return await provider.find(ref, req)
+            except (UpstreamError, TimeoutError):
+                return None  # unknown: the retry goes out, and the upstream refuses a reference it already has
+
+        return await self._with_retries(dep, attempts, lambda: provider.submit(req, ref), before_retry=already_there)
+
     async def _with_retries(
-        self, dep: Deployment, attempts: list[dict[str, Any]], call: Callable[[], Awaitable[T]]
+        self,
+        dep: Deployment,
+        attempts: list[dict[str, Any]],
+        call: Callable[[], Awaitable[T]],
+        before_retry: Callable[[], Awaitable[T | None]] | None = None,
     ) -> T:
+        """``before_retry``: run after a retryable failure; what it returns (not None) is the answer."""
         for attempt in range(self.retries + 1):
             started = time.monotonic()
             try:
@@ -185,6 +208,10 @@ class Router:
                 if not exc.retryable or attempt == self.retries:
                     raise
                 await asyncio.sleep(self._delay(attempt, exc))
+                found = await before_retry() if before_retry is not None else None
+                if found is not None:
+                    attempts.append({"deployment": dep.id, "ok": True, "found": True})
+                    return found
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, exc: UpstreamError) -> float:
