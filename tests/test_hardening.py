@@ -452,3 +452,42 @@ def test_prefer_wait_nonsense_is_a_400(header: str) -> None:
     with pytest.raises(GatewayError) as exc:
         body_mod.prefer_wait(request)
     assert exc.value.param == "Prefer" and len(exc.value.message) < 200
+
+
+def test_request_bytes_held_at_once_are_capped(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Bodies still being received count against the process-wide cap: past it, a request is a 503 with
+    Retry-After before its body is read; once they are answered, the same request goes through."""
+    import socket
+
+    srv = ServerProc(tmp_path_factory.mktemp("inflight"), env={"IMAGEGATE_MAX_BYTES_IN_FLIGHT": "3000000"}).start()
+    try:
+        key = srv.create_key()
+        host, port = srv.url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        head = (
+            f"POST /v1/images/generations HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+        )
+        slow.sendall(head.encode() + b'{"prompt": "')  # the rest of its 2 MB never comes (yet)
+        big = {"model": "test/test", "prompt": "x" * 1_500_000, "size": "64x64"}
+        auth = {"authorization": f"Bearer {key}"}
+        r = httpx.post(srv.url + "/v1/images/generations", json=big, headers=auth, timeout=30)
+        for _ in range(50):  # the slow request is let in once the server has read its head
+            if r.status_code == 503:
+                break
+            time.sleep(0.1)
+            r = httpx.post(srv.url + "/v1/images/generations", json=big, headers=auth, timeout=30)
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["param"] == "body" and err["code"] == "server_overloaded" and r.headers["retry-after"] == "1"
+        small = httpx.post(srv.url + "/v1/images/generations", json={**big, "prompt": "small"}, headers=auth)
+        assert small.status_code == 200, small.text  # what fits under the cap still runs
+        slow.close()  # its request ends: the bytes it held are released
+        for _ in range(50):
+            r = httpx.post(srv.url + "/v1/images/generations", json=big, headers=auth, timeout=30)
+            if r.status_code != 503:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "prompt", r.text  # read and judged again
+    finally:
+        srv.stop()

@@ -23,6 +23,7 @@ from imagegate.api.dialects.base import Dialect
 from imagegate.api.dialects.omni import OmniDialect
 from imagegate.api.dialects.openai import OpenAIDialect
 from imagegate.api.docs import install_docs
+from imagegate.api.inflight import InFlightBytes
 from imagegate.api.wiring import add_dialect
 from imagegate.catalog import Catalog
 from imagegate.db.admin import AdminStore
@@ -237,7 +238,8 @@ class GatewayApp(FastAPI):
         gw: Gateway = self.state.gateway
         # the sandbox marks every answer, so nobody mistakes a fake's image for a real one
         marks = ((b"x-imagegate-sandbox", b"1"),) if gw.sandbox else ()
-        return AccessMiddleware(super().build_middleware_stack(), gw.metrics, gw.settings.log_format, marks)
+        inner = InFlightBytes(super().build_middleware_stack(), gw.settings.max_bytes_in_flight)
+        return AccessMiddleware(inner, gw.metrics, gw.settings.log_format, marks)
 
 
 def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI:

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     allow_private_networks: bool = False
     max_image_bytes: int = 25 * 1024 * 1024
     max_request_bytes: int = 120 * 1024 * 1024
+    max_bytes_in_flight: int = 1024 * 1024 * 1024  # request bytes held by all unfinished requests together
     fetch_timeout: float = 20.0
     #: URL prefix -> replacement for fetched inputs (e.g. an internal mirror); JSON in the env var
     url_rewrites: dict[str, str] = Field(default_factory=dict)
