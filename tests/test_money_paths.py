@@ -10,13 +10,16 @@ deliberately broken copies of the code.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 from PIL import Image
+from starlette.responses import JSONResponse
 
 from imagegate.storage.signing import UrlSigner
 from tests.money_support import InProcess, in_process, openai_answer, wait_for
@@ -221,3 +224,50 @@ async def test_requests_without_a_valid_live_key_are_401(gw: InProcess) -> None:
     assert await gw.gw.keys.revoke(key_id)
     r = await gw.post("/v1/images/generations", h, body)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+# -- what is not kept leaves no files behind ----------------------------------------------------------
+
+
+def _outputs(gw: InProcess) -> list[Path]:
+    root = gw.gw.settings.files_dir / "outputs"
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")] if root.exists() else []
+
+
+async def test_a_run_that_fails_part_way_leaves_no_output_behind(gw: InProcess) -> None:
+    key_id, h = await gw.key(credits=1.0)
+    good = openai_answer(1, 256, 256)
+
+    def one_good_one_broken(request):  # type: ignore[no-untyped-def]
+        answer = good(request)
+        assert answer is not None
+        data = orjson.loads(answer.body)
+        data["data"].append({"b64_json": base64.b64encode(b"not an image").decode()})
+        return JSONResponse(data)
+
+    gw.fake("openai").script.append(one_good_one_broken)
+    body = {"model": "dall-e-2", "prompt": "two cats", "size": "256x256", "n": 2, "response_format": "b64_json"}
+    r = await gw.post("/v1/images/generations", h, body)
+    assert r.status_code >= 500, r.text  # the second image cannot be decoded: the run fails, refunded
+    assert await gw.balance(key_id) == 1_000_000
+    assert _outputs(gw) == []  # the first image, stored before the second failed, is removed
+
+
+async def test_a_run_canceled_before_it_settles_leaves_no_output_behind(
+    gw: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_id, h = await gw.key(credits=1.0)
+    store = gw.gw.tasks.store
+    real_succeed = store.succeed
+
+    async def canceled_first(task, values, outputs):  # type: ignore[no-untyped-def]
+        await store.cancel(task)  # a cancel lands between storing and settling
+        return await real_succeed(task, values, outputs)
+
+    monkeypatch.setattr(store, "succeed", canceled_first)
+    body = {"model": "dall-e-2", "prompt": "a cat", "size": "256x256", "response_format": "b64_json"}
+    r = await gw.post("/v1/images/generations?async=true", h, body)
+    assert r.status_code == 202, r.text
+    task = await gw.wait_status(r.json()["id"], "canceled")
+    await wait_for(lambda: not _outputs(gw), what="the stored images to be removed")
+    assert task.reserved_micros and await gw.balance(key_id) == 1_000_000

@@ -12,6 +12,7 @@ and refunds the task under that code and a sync client is told what happened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 from collections.abc import Sequence
@@ -117,6 +118,31 @@ class OutputWriter:
         transparent = None if req.background in (None, "auto") else req.background == "transparent"
         keep = req.response_format != "b64_ephemeral"
         out = Stored()
+        try:
+            await self._save_each(task, req, images, keep, transparent, out)
+        except BaseException:
+            await self.discard(out)  # no half-stored result stays behind in the bucket
+            raise
+        if not out.entries:
+            raise UpstreamError(ErrorCode.upstream_error, "provider returned no images")
+        return out
+
+    async def discard(self, stored: Stored) -> None:
+        """Remove the files of a result that will not be kept: a run that failed part-way, or one that lost
+        to a cancel (or to a peer) when it came to settle. Best effort: retention sweeps what this misses."""
+        for row in stored.rows:
+            with contextlib.suppress(OSError):
+                await self.storage.delete(row.path)
+
+    async def _save_each(
+        self,
+        task: Task,
+        req: ImageRequest,
+        images: Sequence[GeneratedImage],
+        keep: bool,
+        transparent: bool | None,
+        out: Stored,
+    ) -> None:
         for img in images[: req.n]:
             if img.data is None:
                 raise UpstreamError(ErrorCode.upstream_error, "provider returned an image without bytes")
@@ -136,9 +162,6 @@ class OutputWriter:
                 entry.update(file_id=row.id, name=output_name(row.id, req.output_format))
             out.entries.append(entry)
             out.blobs.append(data)
-        if not out.entries:
-            raise UpstreamError(ErrorCode.upstream_error, "provider returned no images")
-        return out
 
     async def _put_output(self, task: Task, data: bytes, fmt: str, w: int, h: int) -> StoredFile:
         file_id = new_id("file")

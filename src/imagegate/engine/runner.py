@@ -264,6 +264,7 @@ class Runner:
             "provider": dep.provider,
         }
         if not await self.store.succeed(task, values, stored.rows):
+            await self.outputs.discard(stored)  # canceled meanwhile: nobody will fetch these
             return None
         return Finished(task, stored.blobs if not task.is_async and req.response_format != "url" else None)
 
