@@ -305,6 +305,7 @@ PROFILE_FREE = {
     "test_sandbox_fidelity",
     "test_sandbox_server",
     "test_storage",
+    "test_tracing",  # in process
     "test_storage_full",  # in process, a failing local store
     "test_validate",
     "test_webhook_rotation",

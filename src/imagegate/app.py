@@ -53,7 +53,7 @@ from imagegate.engine.uploads import UploadService, UploadSweeper
 from imagegate.engine.views import Views
 from imagegate.engine.workers import JobQueue
 from imagegate.media.fetch import NetworkPolicy
-from imagegate.observe import Metrics
+from imagegate.observe import Metrics, Tracing
 from imagegate.settings import Settings
 from imagegate.storage import open_storage
 from imagegate.storage.base import Storage
@@ -180,9 +180,16 @@ def upstream_router(
     settings: Settings, clients: UpstreamClients, board: BreakerBoard, gates: Gates, metrics: Metrics
 ) -> Router:
     """The sandbox's fakes answer at once: poll and back off fast there."""
-    if settings.sandbox or settings.sandbox_url:
-        return Router(clients, poll_interval=0.05, backoff=0.05, board=board, gates=gates, metrics=metrics)
-    return Router(clients, backoff=0.5, board=board, gates=gates, metrics=metrics)
+    fast = settings.sandbox or bool(settings.sandbox_url)
+    return Router(
+        clients,
+        poll_interval=0.05 if fast else None,
+        backoff=0.05 if fast else 0.5,
+        board=board,
+        gates=gates,
+        metrics=metrics,
+        tracing=Tracing(),
+    )
 
 
 def network_policy(settings: Settings) -> NetworkPolicy:

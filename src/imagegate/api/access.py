@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate.observe import Metrics
+from imagegate.observe.tracing import annotate
 
 LogFormat = Literal["json", "text", "off"]
 NOTE = "imagegate.note"
@@ -47,6 +48,18 @@ class Note:
     model: str | None = None
     task_id: str | None = None
     cost: float | None = None  # credits (USD) charged, once known
+
+    def learnt(self, model: str, task_id: str, cost: float | None = None) -> None:
+        """The request's model and task (and cost), for its log line and its trace span."""
+        self.model, self.task_id, self.cost = model, task_id, cost
+        annotate(
+            {
+                "imagegate.request_id": self.request_id,
+                "imagegate.key_id": self.key_id,
+                "imagegate.model": model,
+                "imagegate.task_id": task_id,
+            }
+        )
 
 
 def note_of(request: Request) -> Note:

@@ -87,8 +87,7 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
         submission = await route.parse(request, body, ctx)
         submission.idempotency = idem
         outcome = await gw.submitter.submit(submission)
-        note = note_of(request)
-        note.model, note.task_id, note.cost = outcome.task.model, outcome.task.id, outcome.task.cost_usd
+        note_of(request).learnt(outcome.task.model, outcome.task.id, outcome.task.cost_usd)
         response = dialect.render(outcome)
         response.headers["x-imagegate-task-id"] = outcome.task.id
         if outcome.replayed:
@@ -107,8 +106,7 @@ def _task_endpoint(dialect: Dialect, route: TaskRoute) -> Endpoint:
         if not task_id:
             raise GatewayError.bad(route.id_param, f"'{route.id_param}' is required")
         task = await gw.tasks.get(task_id, caller, param=route.id_param)
-        note = note_of(request)
-        note.model, note.task_id = task.model, task.id
+        note_of(request).learnt(task.model, task.id)
         return dialect.render_task(await gw.tasks.view(task, gw.base_url(request)))
 
     get_task.__name__ = f"{dialect.name}_get_{route.path.strip('/').replace('/', '_')}"

@@ -22,7 +22,7 @@ import httpx
 from imagegate.catalog import CatalogModel, Deployment
 from imagegate.domain import ErrorCode, ImageRequest, ProviderResult, UpstreamError
 from imagegate.engine.limits import Breaker, BreakerBoard, Gates, LocalGates
-from imagegate.observe import Metrics
+from imagegate.observe import Metrics, Tracing
 from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.registry import provider_class
 
@@ -58,6 +58,7 @@ class Router:
         board: BreakerBoard | None = None,
         gates: Gates | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """``board`` and ``gates``: the circuits and concurrency caps, per process unless shared ones are given;
         ``metrics``: every upstream call's time and failure, by provider and deployment."""
@@ -70,6 +71,7 @@ class Router:
         self.board = board or BreakerBoard(breaker_threshold, breaker_cooldown)
         self.gates = gates or LocalGates()
         self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing(enabled=False)
 
     @property
     def breakers(self) -> dict[str, Breaker]:
@@ -266,6 +268,7 @@ class Router:
         """Record one upstream call (``op``: ``call`` or ``poll``); its seconds."""
         took = time.monotonic() - started
         self.metrics.upstream_call(dep.provider, dep.id, op, took, error)
+        self.tracing.upstream(dep.provider, dep.id, op, took, error)
         return took
 
 
