@@ -45,6 +45,7 @@ from imagegate.api.dialects.gemini_models import (
 )
 from imagegate.api.openapi import Operation
 from imagegate.api.responses import FastJSON
+from imagegate.api.schemas import ErrorResponse
 from imagegate.api.validation import check, given
 from imagegate.catalog import Catalog, CatalogModel
 from imagegate.domain import ErrorCode, GatewayError, ImageRef, Outcome, Submission, TaskStatus, TaskView, shown
@@ -82,6 +83,8 @@ STATUS = {
     507: "RESOURCE_EXHAUSTED",
 }
 _MODEL_TEXT = "a catalog model id or alias, with or without models/ in front (e.g. gemini-3.1-flash-image-preview)"
+#: Google's envelope; a path no route matches (a model name with a line break) gets the generic 404
+ERRORS = GoogleError | ErrorResponse
 _KEY_HEADER = {"x-goog-api-key": "an imagegate API key (or ?key=, or Authorization: Bearer)"}
 
 
@@ -95,7 +98,7 @@ def _doc(op: str, summary: str, query: type[KeyQuery] | type[StreamQuery], respo
         query=query,
         path={"model": _MODEL_TEXT},
         headers=_KEY_HEADER,
-        error=GoogleError,
+        error=ERRORS,
     )
 
 
@@ -117,7 +120,7 @@ MODELS = Operation(
     tag="Gemini API",
     responses={200: (GoogleModelList, "every ready model, named models/<id>")},
     query=KeyQuery,
-    error=GoogleError,
+    error=ERRORS,
 )
 MODEL = Operation(
     id="gemini_get_model",
@@ -126,7 +129,7 @@ MODEL = Operation(
     responses={200: (GoogleModel, "the model")},
     query=KeyQuery,
     path={"model": _MODEL_TEXT},
-    error=GoogleError,
+    error=ERRORS,
 )
 
 

@@ -105,9 +105,25 @@ class KeyQuery(BaseModel):
     key: str | None = Field(None, description="an imagegate API key (or the x-goog-api-key header)")
 
 
+class Blob(BaseModel):
+    mimeType: str  # noqa: N815  (Google's name)
+    data: str
+
+
+class FileData(BaseModel):
+    mimeType: str  # noqa: N815
+    fileUri: str  # noqa: N815
+
+
+class ResponsePart(BaseModel):
+    text: str | None = None
+    inlineData: Blob | None = None  # noqa: N815
+    fileData: FileData | None = Field(None, description="a signed link, where the image was not kept as base64")  # noqa: N815
+
+
 class ResponseContent(BaseModel):
     role: str
-    parts: list[Part]
+    parts: list[ResponsePart]
 
 
 class Candidate(BaseModel):
