@@ -188,3 +188,17 @@ def test_models_list_and_get(beta: genai.Client) -> None:
     with pytest.raises(errors.ClientError) as exc:
         client.models.get(model="no-such-model")
     assert exc.value.code == 404
+
+
+def test_model_outside_the_keys_allowlist_is_403(sandbox: ServerProc) -> None:
+    admin = sandbox.create_key(extra=["--admin"])
+    made = httpx.post(
+        sandbox.url + "/admin/v1/keys",
+        headers={"authorization": f"Bearer {admin}"},
+        json={"name": "only-pro", "allowed_models": ["gemini-3-pro-image"]},
+    )
+    assert made.status_code == 201, made.text
+    client = genai.Client(api_key=made.json()["secret"], http_options=types.HttpOptions(base_url=sandbox.url))
+    with pytest.raises(errors.ClientError) as exc:
+        client.models.generate_content(model=NANO, contents="x")
+    assert exc.value.code == 403 and exc.value.status == "PERMISSION_DENIED"
