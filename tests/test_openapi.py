@@ -138,7 +138,17 @@ def test_request_schemas_are_the_models_that_check_requests(doc: dict[str, Any])
 
 
 def test_operations_that_need_a_key_say_so(doc: dict[str, Any]) -> None:
-    public = {"omni_list_models", "health", "ready", "download_file", "put_upload", "list_models", "get_model"}
+    public = {
+        "omni_list_models",
+        "gemini_list_models",
+        "gemini_get_model",
+        "health",
+        "ready",
+        "download_file",
+        "put_upload",
+        "list_models",
+        "get_model",
+    }
     for method, path, op in operations(doc):
         assert bool(op.get("security")) == (op["operationId"] not in public), (method, path)
     assert set(doc["components"]["securitySchemes"]) == {"bearer", "x-api-key"}

@@ -74,12 +74,22 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
+#: the Gemini routes' last path segment ends so (a ``?key=`` is read there)
+GEMINI_METHODS = (":generateContent", ":streamGenerateContent")
+
+
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("x-api-key") or None
+    for header_name in ("x-api-key", "x-goog-api-key"):  # Anthropic's and Google's SDKs
+        if request.headers.get(header_name):
+            return request.headers[header_name]
+    path = request.url.path
+    if path.startswith("/v1beta/") or path.endswith(GEMINI_METHODS):  # Google's ``?key=``, on Gemini routes only
+        return request.query_params.get("key") or None
+    return None
 
 
 async def current_key(request: Request, gw: GatewayDep) -> Caller:

@@ -53,7 +53,7 @@ class Operation:
     query: type[BaseModel] | None = None
     path: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)  # optional request headers, with descriptions
-    error: type[BaseModel] = ErrorResponse
+    error: Any = ErrorResponse  # a model, or a union of models
     description: str = ""
     raw_body: Mapping[str, Any] | None = None  # content types of a body that is no JSON object (bytes)
     raw_responses: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # answers that are no JSON

@@ -18,12 +18,12 @@ from fastapi.routing import APIRoute
 
 from imagegate.api.access import note_of
 from imagegate.api.body import IDEMPOTENCY_HEADER, idempotency_key, read_body
-from imagegate.api.deps import CurrentKey, GatewayDep
-from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute
+from imagegate.api.deps import CurrentKey, Gateway, GatewayDep
+from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute, Waiter
 from imagegate.api.errors import busy_error
 from imagegate.api.validation import check
 from imagegate.db.database import BUSY
-from imagegate.domain import GatewayError
+from imagegate.domain import GatewayError, TaskStatus, TaskView
 
 log = logging.getLogger("imagegate.api")
 REPLAYED = "Idempotent-Replayed"
@@ -88,7 +88,10 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
         submission.idempotency = idem
         outcome = await gw.submitter.submit(submission)
         note_of(request).learnt(outcome.task.model, outcome.task.id, outcome.task.cost_usd)
-        response = dialect.render(outcome)
+        if route.stream is None:
+            response = dialect.render(outcome)
+        else:
+            response = route.stream(outcome, _waiter(gw, gw.base_url(request)))
         response.headers["x-imagegate-task-id"] = outcome.task.id
         if outcome.replayed:
             response.headers[REPLAYED] = "true"
@@ -96,6 +99,16 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
 
     create.__name__ = f"{dialect.name}_create_{route.path.strip('/').replace('/', '_')}"
     return create
+
+
+def _waiter(gw: Gateway, base_url: str) -> Waiter:
+    async def wait(task_id: str, seconds: float) -> TaskView | None:
+        task = await gw.tasks.wait(task_id, seconds)
+        if task is None or not TaskStatus(task.status).terminal:
+            return None
+        return await gw.tasks.view(task, base_url)
+
+    return wait
 
 
 def _task_endpoint(dialect: Dialect, route: TaskRoute) -> Endpoint:
