@@ -20,6 +20,7 @@ from imagegate.api.access import AccessMiddleware, configure_access_log
 from imagegate.api.deps import Gateway
 from imagegate.api.dialects.apimodels import ApimodelsDialect
 from imagegate.api.dialects.base import Dialect
+from imagegate.api.dialects.chat import ChatDialect
 from imagegate.api.dialects.omni import OmniDialect
 from imagegate.api.dialects.openai import OpenAIDialect
 from imagegate.api.docs import install_docs
@@ -208,7 +209,12 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
 
 def default_dialects(catalog: Catalog, settings: Settings) -> tuple[Dialect, ...]:
     """Every dialect served; the first one's webhook body is the default."""
-    return (OpenAIDialect(), OmniDialect(catalog, settings.url_ttl_seconds), ApimodelsDialect(catalog))
+    return (
+        OpenAIDialect(),
+        OmniDialect(catalog, settings.url_ttl_seconds),
+        ApimodelsDialect(catalog),
+        ChatDialect(catalog),
+    )
 
 
 @contextlib.asynccontextmanager
