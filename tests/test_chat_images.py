@@ -239,3 +239,20 @@ def test_a_failed_task_is_an_openai_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIError) as streamed:  # the stream had started: its error arrives as an event
         list(stream)
     assert "content_policy_violation" in str(streamed.value.body)
+
+
+def test_stream_starts_before_the_image_is_ready(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The fake takes its time: the stream opens with an SSE comment, then the image arrives."""
+    srv = ServerProc(
+        tmp_path_factory.mktemp("chat-slow"), env={"IMAGEGATE_SANDBOX_DELAY_MS": "1500"}, args=["--sandbox"]
+    )
+    srv.start()
+    try:
+        body = {"model": BANANA, "messages": [{"role": "user", "content": "slow"}], "stream": True}
+        headers = {"Authorization": f"Bearer {srv.create_key()}"}
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, headers=headers, timeout=60) as r:
+            events = [e for e in r.read().decode().split("\n\n") if e]
+    finally:
+        srv.stop()
+    assert events[0] == ": keep-alive"
+    assert '"images"' in events[-3] and events[-1] == "data: [DONE]"
