@@ -20,6 +20,7 @@ from imagegate.api.access import AccessMiddleware, configure_access_log
 from imagegate.api.deps import Gateway
 from imagegate.api.dialects.apimodels import ApimodelsDialect
 from imagegate.api.dialects.base import Dialect
+from imagegate.api.dialects.chat import ChatDialect
 from imagegate.api.dialects.gemini import GeminiDialect
 from imagegate.api.dialects.omni import OmniDialect
 from imagegate.api.dialects.openai import OpenAIDialect
@@ -220,6 +221,7 @@ def default_dialects(catalog: Catalog, settings: Settings) -> tuple[Dialect, ...
         OpenAIDialect(),
         OmniDialect(catalog, settings.url_ttl_seconds),
         ApimodelsDialect(catalog),
+        ChatDialect(catalog),
         GeminiDialect(catalog),
     )
 

@@ -49,6 +49,10 @@ TAGS = [
         "name": "OpenAI Images",
         "description": "OpenAI's Images API, with OmniRouters', OmniaKey's and ImageRouter's additions",
     },
+    {
+        "name": "Chat Completions",
+        "description": "image output in the OpenRouter / Gemini shape: message.images, delta.images when streamed",
+    },
     {"name": "Tasks", "description": "every generation is a task, sync or async"},
     {"name": "Uploads", "description": "upload slots: PUT the bytes, then use `upload://ID` as an image"},
     {"name": "Omni API", "description": "model groups, task types and upload slots"},

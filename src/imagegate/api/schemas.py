@@ -151,6 +151,9 @@ class ModelEntry(BaseModel):
         description="per provider, after a crash mid-call: lookup (asked for the job by the task's reference "
         "before anything is sent again), replay (free to call again) or none (ended, refunded, code interrupted)"
     )
+    chat_completions: bool = Field(
+        description="true: the model answers POST /v1/chat/completions with images (modalities: image)"
+    )
     not_ready_reason: str | None = None
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagegate.api.deps import GatewayDep, bearer
+from imagegate.api.dialects.chat import makes_images
 from imagegate.api.openapi import Operation
 from imagegate.api.schemas import Health, ModelEntry, ModelList, Readiness
 from imagegate.catalog import CatalogModel
@@ -54,6 +55,7 @@ def model_entry(m: CatalogModel) -> dict[str, Any]:
         "ready": m.ready,
         "providers": sorted({d.provider for d in m.deployments}),
         "resubmit": resubmit_of(m.deployments),
+        "chat_completions": makes_images(s),
     }
     if not m.ready:
         entry["not_ready_reason"] = m.not_ready_reason

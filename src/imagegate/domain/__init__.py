@@ -11,10 +11,11 @@ from imagegate.domain.images import (
     ProviderResult,
     ResponseFormat,
 )
-from imagegate.domain.submission import IdempotencyKey, ImageRef, Outcome, PendingUpload, RunMode, Submission
+from imagegate.domain.submission import Follow, IdempotencyKey, ImageRef, Outcome, PendingUpload, RunMode, Submission
 from imagegate.domain.tasks import Caller, OutputImage, TaskError, TaskStatus, TaskView, UploadSlot
 
 __all__ = [
+    "Follow",
     "MIME",
     "STATUS_BY_CODE",
     "TYPE_BY_STATUS",

@@ -8,7 +8,7 @@ credits, the task row, and running it (inline, queued, or waiting for uploads).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +59,8 @@ class Submission:
     callback_url: str | None = None
     idempotency: IdempotencyKey | None = None
     default_output_format: OutputFormat = "png"
+    #: the dialect answers with a stream that follows the task (run it "async": the stream starts at once)
+    stream: bool = False
     record: dict[str, Any] = field(default_factory=dict)  # dialect bits kept on the task
     #: validation names parameters in imagegate's terms; these give the client's names back
     param_names: Mapping[str, str] = field(default_factory=dict)
@@ -72,6 +74,10 @@ class Submission:
         return name if name.startswith(self.param_prefix) else self.param_prefix + name
 
 
+#: waits up to the given seconds for the task's end; the task as it then stands
+Follow = Callable[[float], Awaitable[TaskView]]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The core's answer to a submission: the task as it stands when the request ends."""
@@ -79,3 +85,4 @@ class Outcome:
     task: TaskView
     replayed: bool = False  # an earlier request with the same Idempotency-Key made this task
     uploads: tuple[UploadSlot, ...] = ()  # where to PUT the inputs the task waits for
+    follow: Follow | None = None  # given to a ``stream`` submission's renderer

@@ -28,22 +28,17 @@ class ParseContext:
 
 
 Parse = Callable[[Request, RequestBody, ParseContext], Awaitable[Submission]]
-#: waits up to the given seconds for a task to end: its view then, or ``None`` while it still runs
-Waiter = Callable[[str, float], Awaitable[TaskView | None]]
-#: an answer that follows the task while it runs (a stream), instead of ``Dialect.render``
-StreamRender = Callable[[Outcome, Waiter], Response]
 
 
 @dataclass(frozen=True, slots=True)
 class CreateRoute:
     """``POST path`` creates a task; ``parse`` reads it, checking the request with the models that
-    ``doc`` shows in the OpenAPI document. With ``stream``, the answer is ``stream``'s, which may
-    wait for the task to end (the submission should then run async)."""
+    ``doc`` shows in the OpenAPI document. A submission marked ``stream`` comes back to ``render``
+    with ``Outcome.follow``, to answer with a stream that follows the task."""
 
     path: str
     parse: Parse
     doc: Operation
-    stream: StreamRender | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from imagegate.api.body import RequestBody
-from imagegate.api.dialects.base import CreateRoute, ParseContext, TaskRoute, Waiter, task_error
+from imagegate.api.dialects.base import CreateRoute, ParseContext, TaskRoute, task_error
 from imagegate.api.dialects.gemini_models import (
     Content,
     GenerateContentRequest,
@@ -260,9 +260,7 @@ class GeminiDialect:
         stream = STREAM if beta else replace(STREAM, id=STREAM.id + "_v1")
         return [
             CreateRoute(f"{prefix}/{{model:path}}:generateContent", self.parse, generate),
-            CreateRoute(
-                f"{prefix}/{{model:path}}:streamGenerateContent", partial(self.parse, stream=True), stream, self.stream
-            ),
+            CreateRoute(f"{prefix}/{{model:path}}:streamGenerateContent", partial(self.parse, stream=True), stream),
         ]
 
     async def parse(
@@ -286,6 +284,7 @@ class GeminiDialect:
             base_url=ctx.base_url,
             images=refs,
             run="async" if stream else "sync",
+            stream=stream,
             record={"gemini": {"text": "TEXT" in modalities}},
             param_names=PARAMS,
         )
@@ -298,18 +297,23 @@ class GeminiDialect:
         return name
 
     def render(self, outcome: Outcome) -> Response:
+        if outcome.follow is not None:
+            return self._stream(outcome)
         return FastJSON(_outcome(outcome.task))
 
-    def stream(self, outcome: Outcome, wait: Waiter) -> Response:
+    def _stream(self, outcome: Outcome) -> Response:
+        follow = outcome.follow
+        assert follow is not None
+
         async def events() -> AsyncIterator[bytes]:
-            view: TaskView | None = outcome.task
+            view: TaskView = outcome.task
             waited = 0.0
-            while view is not None and not view.status.terminal and waited < STREAM_LIMIT:
+            while not view.status.terminal and waited < STREAM_LIMIT:
                 yield b"\n"  # a keep-alive: an empty line dispatches no event
-                view = await wait(outcome.task.id, KEEPALIVE) or view
+                view = await follow(KEEPALIVE)
                 waited += KEEPALIVE
             try:
-                body = _outcome(view or outcome.task)
+                body = _outcome(view)
             except GatewayError as exc:
                 body = error_body(exc)
             yield b"data: " + orjson.dumps(body) + b"\n\n"
