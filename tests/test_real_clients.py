@@ -101,6 +101,10 @@ def test_vercel_ai_sdk(node_home: Path, sandbox: ServerProc, key: str, pictures:
     edit = out["edit"]  # two images and a mask, multipart, as the SDK sends them
     assert [b64_image(i).size for i in edit["images"]] == [(1024, 1024)]
     assert edit["usage"]["totalTokens"] > 0
+    rows = sandbox.query("SELECT request, result FROM tasks WHERE model = ? ORDER BY created_at", "GPT-image-2")
+    request, result = rows[-1]
+    assert request["mode"] == "edit" and len(request["images"]) == 2 and request.get("mask")
+    assert result["usage"]["output_tokens"] > 0 and result["provider_usage"] == result["usage"]  # OpenAI's own
 
 
 def test_openai_python_sdk_sees_openais_usage_defaults_and_moderation(sandbox: ServerProc, key: str) -> None:
@@ -117,7 +121,8 @@ def test_openai_python_sdk_sees_openais_usage_defaults_and_moderation(sandbox: S
     with pytest.raises(openai.BadRequestError) as exc:
         client.images.generate(model="Nano-Banana2", prompt="a bridge [sandbox:moderated]")
     assert exc.value.code == "content_policy_violation"
-    assert "safety system" in exc.value.message and "content policy" in exc.value.message
+    assert "request was rejected as a result of the safety system" in exc.value.message  # LiteLLM's own test
+    assert "content policy" in exc.value.message
     with pytest.raises(openai.BadRequestError) as exc:
         client.images.generate(model="dall-e-3", prompt="x", extra_body={"moderation": "low"})
     assert exc.value.param == "moderation"  # a GPT Image parameter: DALL-E refuses it by name

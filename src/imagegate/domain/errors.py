@@ -105,7 +105,7 @@ def policy_message(message: str) -> str:
     low = message.lower()
     if "content policy" in low and "safety system" in low:
         return message
-    return f"Your request was rejected by the safety system: it may violate the content policy ({message})"
+    return f"Your request was rejected as a result of the safety system: it may violate the content policy ({message})"
 
 
 class GatewayError(Exception):
