@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Iterator
@@ -76,16 +77,24 @@ def post(srv: ServerProc, key: str, body: dict[str, Any], query: str = "") -> ht
     )
 
 
+def image_bytes(item: dict[str, Any]) -> bytes:
+    """A result item's bytes: GPT Image models answer b64_json on /v1/images by default, as OpenAI's do."""
+    if "b64_json" in item:
+        return base64.b64decode(item["b64_json"])
+    r = httpx.get(item["url"], timeout=30)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
 def images_of(body: dict[str, Any]) -> list[Image.Image]:
-    """Download every image; decode the first in full and check the others' structure (CRCs)."""
+    """Read every image; decode the first in full and check the others' structure (CRCs)."""
     out = []
     for i, item in enumerate(body["data"]):
-        r = httpx.get(item["url"], timeout=30)
-        assert r.status_code == 200, r.text
+        content = image_bytes(item)
         if i == 0:
-            out.append(decode(r.content))
+            out.append(decode(content))
         else:
-            img = Image.open(io.BytesIO(r.content))
+            img = Image.open(io.BytesIO(content))
             img.verify()
             out.append(img)
     return out

@@ -155,10 +155,32 @@ def test_an_explicit_size_with_images_is_kept() -> None:
         ("test/test", {"response_format": "pdf"}, "response_format"),
         ("test/test", {"background": "transparent", "output_format": "jpeg"}, "background"),
         ("test/test", {"prompt": 7}, "prompt"),
+        ("dall-e-3", {"moderation": "low"}, "moderation"),  # a GPT Image parameter: not for DALL-E
+        ("test/test", {"moderation": "auto"}, "moderation"),
+        ("gpt-image-1", {"moderation": "off"}, "moderation"),
+        ("GPT-image-2", {"input_fidelity": "high"}, "input_fidelity"),  # OpenAI: omit it for gpt-image-2
+        ("gpt-image-1-mini", {"input_fidelity": "high"}, "input_fidelity"),
+        ("dall-e-2", {"input_fidelity": "low"}, "input_fidelity"),
     ],
 )
 def test_refusals_name_the_parameter(name: str, params: dict[str, Any], param: str) -> None:
     assert refusal(model(name), params).param == param
+
+
+def test_gpt_image_levels_pass_where_the_catalog_lists_them() -> None:
+    req = build_request(model("gpt-image-1.5"), {"prompt": "p", "moderation": "low", "input_fidelity": "high"})
+    assert (req.moderation, req.input_fidelity) == ("low", "high")
+    assert build_request(model("gpt-image-2"), {"prompt": "p", "moderation": "auto"}).moderation == "auto"
+
+
+def test_response_format_default_is_the_callers() -> None:
+    """The dialect says what an omitted response_format means; the catalog says it for OpenAI's routes."""
+    gpt, dalle = model("gpt-image-2"), model("dall-e-3")
+    assert gpt.spec.default_response_format == "b64_json" and dalle.spec.default_response_format == "url"
+    assert build_request(gpt, {"prompt": "p"}).response_format == "url"
+    assert build_request(gpt, {"prompt": "p"}, default_response_format="b64_json").response_format == "b64_json"
+    asked = build_request(gpt, {"prompt": "p", "response_format": "url"}, default_response_format="b64_json")
+    assert asked.response_format == "url"
 
 
 def test_image_and_mask_refusals() -> None:

@@ -63,6 +63,12 @@ async def test_partial_failure_keeps_good_images(make):
     )
     assert len(result.images) == 2
     assert result.usage["failed_images"] == 1
+    assert result.tokens == {  # Ark reports output tokens only: its two good images
+        "input_tokens": 0,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+        "output_tokens": 2 * 16384,
+        "total_tokens": 2 * 16384,
+    }
 
 
 async def test_all_items_failed_is_moderation(make):

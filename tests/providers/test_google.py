@@ -15,6 +15,12 @@ async def test_gemini_text_to_image_with_tier_and_ratio(wire, kit):
     assert kit.size_of(res.images[0].data) == (2752, 1536)
     assert w.state.jobs["last_gemini"]["image_config"] == {"aspectRatio": "16:9", "imageSize": "2K"}
     assert res.usage["candidatesTokenCount"] == 1290
+    assert res.tokens == {  # OpenAI's usage shape, which is all a response shows
+        "input_tokens": 12,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 12},
+        "output_tokens": 1290,
+        "total_tokens": 1302,
+    }
 
 
 async def test_gemini_size_maps_to_nearest_ratio_and_tier(wire, kit):
@@ -41,6 +47,7 @@ async def test_gemini_edit_sends_inline_images(wire, kit):
     )
     assert w.state.jobs["last_gemini"]["inputs"] == 2
     assert kit.size_of(res.images[0].data) == (1264, 848)  # follows the first input's 3:2 shape
+    assert res.tokens is not None and res.tokens["input_tokens_details"] == {"image_tokens": 516, "text_tokens": 12}
 
 
 async def test_imagen_fans_out_beyond_four_samples(wire, kit):

@@ -44,6 +44,8 @@ async def test_gpt_image_generation_returns_decodable_images_at_the_asked_size(w
         assert img.mime == "image/jpeg"
     assert w.state.calls["submit"] == 1  # n is native: one upstream call
     assert res.usage["output_tokens"] == 3 * 1056
+    assert res.tokens is not None and res.tokens["total_tokens"] == 50 + 3 * 1056
+    assert res.tokens["input_tokens_details"] == {"text_tokens": 50, "image_tokens": 0}
 
 
 async def test_gpt_image_1_snaps_odd_sizes_to_its_three_sizes(wire, kit):
@@ -114,6 +116,27 @@ async def test_edit_sends_multipart_image_array_and_alpha_mask(wire, kit):
     assert edit["mask"]["transparent_pixels"] == 300 * 400  # left half is the edit area
     assert edit["fields"]["input_fidelity"] == "high"
     assert kit.size_of(res.images[0].data) == (1536, 1024)  # auto follows the input's shape
+
+
+async def test_gpt_image_levels_reach_the_upstream_as_the_catalog_allows(wire, kit):
+    w = wire("openai", "gpt-image-1-mini")
+    req = ImageRequest(
+        model="gpt-image-1-mini",
+        prompt="add a hat",
+        mode="edit",
+        images=[kit.picture(256, 256)],
+        moderation="low",
+        input_fidelity="low",
+    )
+    await w.run(req)
+    assert w.state.jobs["last_body"]["moderation"] == "low"
+    assert w.state.jobs["last_body"]["input_fidelity"] == "low"
+    assert spec("gpt-image-1-mini").input_fidelities == ["low"]  # OpenAI: high is not for mini
+    assert spec("GPT-image-2").input_fidelities is None  # OpenAI: omit it for gpt-image-2
+    req.input_fidelity = "high"
+    with pytest.raises(UpstreamError) as exc:  # the fake refuses what OpenAI refuses
+        await w.run(req)
+    assert exc.value.param == "input_fidelity"
 
 
 async def test_dalle2_edit_uses_single_image_field(wire, kit):

@@ -38,9 +38,10 @@ def model_entry(m: CatalogModel) -> dict[str, Any]:
         caps["resolutions"] = s.resolutions
     if s.aspect_ratios:
         caps["aspect_ratios"] = s.aspect_ratios
-    for name in ("qualities", "styles", "backgrounds"):
+    for name in ("qualities", "styles", "backgrounds", "moderations", "input_fidelities"):
         if getattr(s, name):
             caps[name] = getattr(s, name)
+    caps["openai_response_format"] = s.default_response_format  # an omitted one on /v1/images/*
     caps["seed"] = s.supports_seed
     caps["negative_prompt"] = s.supports_negative_prompt
     entry: dict[str, Any] = {

@@ -123,6 +123,12 @@ class ModelSpec(_Strict):
     qualities: list[str] | None = None
     styles: list[str] | None = None
     backgrounds: list[str] | None = None
+    #: OpenAI's ``moderation`` levels (GPT Image: auto, low); None: the model takes no such parameter
+    moderations: list[str] | None = None
+    #: OpenAI's ``input_fidelity`` of an edit (gpt-image-1: low, high); None: the model takes none
+    input_fidelities: list[str] | None = None
+    #: what an omitted ``response_format`` means on OpenAI's own routes (GPT Image answers base64 there)
+    default_response_format: Literal["url", "b64_json"] = "url"
     formats: list[str] = Field(default_factory=lambda: ["png", "jpeg", "webp"])
     supports_seed: bool = True
     supports_negative_prompt: bool = False

@@ -11,6 +11,11 @@ rather than its own default:
 - a model whose upstream chooses a size itself on ``auto`` (``upstream_auto_size``) stays open;
 - else ``default_size`` when the model declares one, as if the client had sent it;
 - else ``default_resolution`` / ``default_aspect_ratio``, as if the client had sent those.
+
+``moderation`` and ``input_fidelity`` are GPT Image parameters: a model takes the values its entry
+lists (``moderations``, ``input_fidelities``) and refuses any other model's use of them with a 400
+naming the parameter, as OpenAI refuses a parameter the model lacks (gpt-image-2 takes no
+``input_fidelity``: OpenAI says to omit it). Refusing says plainly that the value will not act.
 """
 
 from __future__ import annotations
@@ -186,8 +191,9 @@ def build_request(
     images: list[ImageInput] | None = None,
     mask: ImageInput | None = None,
     default_format: OutputFormat = "png",
+    default_response_format: ResponseFormat = "url",
 ) -> ImageRequest:
-    """The validated request; ``default_format`` is what an omitted ``output_format`` means to this client."""
+    """The validated request; the defaults are what an omitted output / response format means to this client."""
     spec = model.spec
     images = images or []
     prompt = _prompt(spec, params)
@@ -200,7 +206,7 @@ def build_request(
             param="n",
         )
     w, h, res, ar = _size(spec, size_defaults(model, params, images))
-    fmt, rf, background = _output(spec, params, default_format)
+    fmt, rf, background = _output(spec, params, default_format, default_response_format)
     seed = _int(params, "seed", 0, 2**32 - 1)
     if seed is not None and not spec.supports_seed:
         raise _unsupported("seed", seed, None, spec.id)
@@ -225,8 +231,8 @@ def build_request(
         quality=_choice(params, "quality", spec.qualities, spec.id, always=("auto",)),
         style=_choice(params, "style", spec.styles, spec.id),
         background=background,
-        moderation=_choice(params, "moderation", ["low", "auto"], spec.id),
-        input_fidelity=_choice(params, "input_fidelity", ["low", "high"], spec.id),
+        moderation=_choice(params, "moderation", spec.moderations, spec.id),
+        input_fidelity=_choice(params, "input_fidelity", spec.input_fidelities, spec.id),
         seed=seed,
         negative_prompt=negative,
         response_format=rf,
@@ -277,7 +283,7 @@ def _check_inputs(spec: ModelSpec, mode: str, images: list[ImageInput], mask: Im
 
 
 def _output(
-    spec: ModelSpec, params: dict[str, Any], default_format: OutputFormat
+    spec: ModelSpec, params: dict[str, Any], default_format: OutputFormat, default_rf: ResponseFormat
 ) -> tuple[OutputFormat, ResponseFormat, str | None]:
     """(output_format, response_format, background)."""
     fmt_raw = _str(params, "output_format")
@@ -287,7 +293,7 @@ def _output(
         if named is None or named not in spec.formats:
             raise _unsupported("output_format", fmt_raw, spec.formats, spec.id)
         fmt = named
-    rf_raw = _str(params, "response_format") or "url"
+    rf_raw = _str(params, "response_format") or default_rf
     rf = RESPONSE_FORMATS.get(rf_raw)
     if rf is None:
         raise _unsupported("response_format", rf_raw, list(RESPONSE_FORMATS), spec.id)

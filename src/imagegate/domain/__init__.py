@@ -13,6 +13,7 @@ from imagegate.domain.images import (
 )
 from imagegate.domain.submission import Follow, IdempotencyKey, ImageRef, Outcome, PendingUpload, RunMode, Submission
 from imagegate.domain.tasks import Caller, OutputImage, TaskError, TaskStatus, TaskView, UploadSlot
+from imagegate.domain.usage import openai_usage, token_usage
 
 __all__ = [
     "Follow",
@@ -41,5 +42,7 @@ __all__ = [
     "TaskView",
     "UpstreamError",
     "UploadSlot",
+    "openai_usage",
     "shown",
+    "token_usage",
 ]

@@ -98,6 +98,16 @@ TYPE_BY_STATUS = {
 }
 
 
+def policy_message(message: str) -> str:
+    """A moderation outcome in OpenAI's words. Clients such as LiteLLM tell moderation from other
+    400s by the message alone ("content policy", "safety system"), so every upstream's own
+    wording is kept after OpenAI's."""
+    low = message.lower()
+    if "content policy" in low and "safety system" in low:
+        return message
+    return f"Your request was rejected as a result of the safety system: it may violate the content policy ({message})"
+
+
 class GatewayError(Exception):
     """An error a client should see, with a code, a message and the parameter at fault."""
 
@@ -110,6 +120,8 @@ class GatewayError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
+        if code == ErrorCode.content_policy_violation:
+            message = policy_message(message)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -141,6 +153,8 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         param: str | None = None,
     ) -> None:
+        if code == ErrorCode.content_policy_violation:
+            message = policy_message(message)
         super().__init__(message)
         self.code = code
         self.message = message

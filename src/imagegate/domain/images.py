@@ -109,4 +109,5 @@ class GeneratedImage:
 @dataclass(slots=True)
 class ProviderResult:
     images: list[GeneratedImage]
-    usage: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None  # the upstream's own figures, as it reported them (task record only)
+    tokens: dict[str, Any] | None = None  # token counts in OpenAI's usage shape, where the upstream gave them

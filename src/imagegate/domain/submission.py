@@ -61,6 +61,8 @@ class Submission:
     default_output_format: OutputFormat = "png"
     #: the dialect answers with a stream that follows the task (run it "async": the stream starts at once)
     stream: bool = False
+    #: what an omitted ``response_format`` means: ``url``, or the model's own OpenAI default (OpenAI's routes)
+    default_response_format: Literal["url", "model"] = "url"
     record: dict[str, Any] = field(default_factory=dict)  # dialect bits kept on the task
     #: validation names parameters in imagegate's terms; these give the client's names back
     param_names: Mapping[str, str] = field(default_factory=dict)

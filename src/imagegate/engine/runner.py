@@ -248,7 +248,8 @@ class Runner:
             "images": stored.entries,
             "size": f"{first.get('width')}x{first.get('height')}",
             "output_format": req.output_format,
-            "usage": outcome.result.usage,
+            "usage": outcome.result.tokens,  # OpenAI's shape, or None
+            "provider_usage": outcome.result.usage,
             "provider": dep.provider,
             "deployment": dep.id,
             "upstream_model": dep.model,

@@ -93,8 +93,16 @@ class Submitter:
                 mask = mask or stand_in
             else:
                 images.append(stand_in)
+        rf = model.spec.default_response_format if sub.default_response_format == "model" else "url"
         try:
-            req = build_request(model, sub.params, images=images, mask=mask, default_format=sub.default_output_format)
+            req = build_request(
+                model,
+                sub.params,
+                images=images,
+                mask=mask,
+                default_format=sub.default_output_format,
+                default_response_format=rf,
+            )
         except GatewayError as exc:
             exc.param = sub.client_param(exc.param)
             raise

@@ -12,7 +12,7 @@ from typing import Any
 
 from imagegate.db.database import aware, maybe_aware, to_usd
 from imagegate.db.tables import Task
-from imagegate.domain import MIME, OutputImage, TaskError, TaskStatus, TaskView
+from imagegate.domain import MIME, OutputImage, TaskError, TaskStatus, TaskView, openai_usage
 from imagegate.media import b64
 from imagegate.storage.base import Storage
 from imagegate.storage.layout import output_key
@@ -64,7 +64,7 @@ class Views:
             images=await self._images(task, base_url, fresh) if status == TaskStatus.succeeded else (),
             size=result.get("size"),
             output_format=result.get("output_format"),
-            usage=result.get("usage"),
+            usage=openai_usage(result.get("usage")),
             provider=result.get("provider"),
             cost_usd=to_usd(task.cost_micros),
             latency_ms=latency_ms(task),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError, token_usage
 from imagegate.media import b64
 from imagegate.providers.base import Provider
 from imagegate.providers.toolkit import CodeMap, exactly, image_ref, json_body, pixel_size, prefixes, retry_after_of
@@ -48,6 +48,14 @@ def ark_error(status: int, body: dict[str, Any], retry_after: float | None = Non
         retry_after=retry_after,
         param=param,
     )
+
+
+def ark_tokens(usage: dict[str, Any]) -> dict[str, Any] | None:
+    """Ark's ``usage`` (``output_tokens``, ``total_tokens``) as OpenAI's; what is not output was input."""
+    out, total = usage.get("output_tokens"), usage.get("total_tokens")
+    if not isinstance(out, int) or not isinstance(total, int):
+        return None
+    return token_usage(max(0, total - out), out, total_tokens=total)
 
 
 class ArkProvider(Provider):
@@ -109,4 +117,4 @@ class ArkProvider(Provider):
         images = await self.download_all(good)
         usage = dict(body.get("usage") or {})
         usage["failed_images"] = len(failed)
-        return ProviderResult(images=images, usage=usage)
+        return ProviderResult(images=images, usage=usage, tokens=ark_tokens(usage))

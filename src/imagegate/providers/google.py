@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError, token_usage
 from imagegate.media import b64, codecs
 from imagegate.providers.base import Provider
 from imagegate.providers.toolkit import (
@@ -70,6 +70,24 @@ def error_from(resp: httpx.Response) -> UpstreamError:
     if resp.status_code == 400 and _RAI.search(message):
         return http_error("google", 400, message, moderated=True)
     return http_error("google", resp.status_code, message, retry_after=retry_after)
+
+
+def gemini_tokens(meta: Any) -> dict[str, Any] | None:
+    """Gemini's ``usageMetadata`` as OpenAI's usage: prompt tokens in, candidate tokens out, and the
+    prompt's IMAGE-modality tokens as its image tokens."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("promptTokenCount"), int):
+        return None
+    prompt = meta["promptTokenCount"]
+    total = meta.get("totalTokenCount")
+    out = meta.get("candidatesTokenCount")
+    if not isinstance(out, int):
+        out = total - prompt if isinstance(total, int) else 0
+    image = sum(
+        d.get("tokenCount") or 0
+        for d in meta.get("promptTokensDetails") or []
+        if isinstance(d, dict) and d.get("modality") == "IMAGE"
+    )
+    return token_usage(prompt, out, image_tokens=image, total_tokens=total if isinstance(total, int) else None)
 
 
 class GoogleProvider(Provider):
@@ -125,7 +143,9 @@ class GoogleProvider(Provider):
     async def _gemini(self, req: ImageRequest) -> ProviderResult:
         results = await asyncio.gather(*(self._gemini_once(self.gemini_body(req, i)) for i in range(req.n)))
         return ProviderResult(
-            images=[img for r in results for img in r.images], usage=sum_usage(r.usage for r in results)
+            images=[img for r in results for img in r.images],
+            usage=sum_usage(r.usage for r in results),
+            tokens=sum_usage(r.tokens for r in results),
         )
 
     async def _gemini_once(self, body: dict[str, Any]) -> ProviderResult:
@@ -146,7 +166,8 @@ class GoogleProvider(Provider):
                     data = b64.decode(inline["data"])
                     images.append(GeneratedImage(data=data, mime=inline.get("mimeType") or inline.get("mime_type")))
         if images:
-            return ProviderResult(images=images[:1], usage=payload.get("usageMetadata"))
+            meta = payload.get("usageMetadata")
+            return ProviderResult(images=images[:1], usage=meta, tokens=gemini_tokens(meta))
         if finish in MODERATED_FINISH:
             raise UpstreamError(ErrorCode.content_policy_violation, f"google: output blocked ({finish})", status=200)
         raise UpstreamError(

@@ -8,7 +8,7 @@ an open size is ``auto`` where the model picks one itself. ``n`` larger than the
 fills fields the client left unset (e.g. ``{moderation: low, quality: low}`` for a flat-priced tier).
 
 Wire families: GPT image models take ``background``, ``moderation``, ``output_format`` (+
-``output_compression``) and, on edits, ``input_fidelity`` (not gpt-image-1-mini) and ``image[]``;
+``output_compression``) and, on edits, ``input_fidelity`` (where the catalog lists it) and ``image[]``;
 dall-e-3 takes ``style``; dall-e-2 edits take a single ``image``.
 """
 
@@ -23,7 +23,16 @@ import orjson
 from PIL import Image, ImageOps
 
 from imagegate.catalog.schema import ModelSpec
-from imagegate.domain import MIME, ErrorCode, GeneratedImage, ImageInput, ImageRequest, ProviderResult, UpstreamError
+from imagegate.domain import (
+    MIME,
+    ErrorCode,
+    GeneratedImage,
+    ImageInput,
+    ImageRequest,
+    ProviderResult,
+    UpstreamError,
+    openai_usage,
+)
 from imagegate.media import b64, codecs
 from imagegate.providers.base import Provider
 from imagegate.providers.toolkit import (
@@ -155,7 +164,7 @@ class OpenAIProvider(Provider):
             f["response_format"] = "b64_json"
             if fam == "dall-e-3":
                 f["style"] = req.style
-        if req.mode == "edit" and gpt and not model.lower().startswith("gpt-image-1-mini"):
+        if req.mode == "edit" and gpt:  # validation let it through only where the catalog lists it
             f["input_fidelity"] = req.input_fidelity
         return with_defaults(f, self.deployment.options)
 
@@ -180,7 +189,9 @@ class OpenAIProvider(Provider):
         files = await image_work(input_pixels(req), self.files, req) if req.mode == "edit" and req.images else None
         results = await asyncio.gather(*(self._call(req, k, files) for k in chunks(req.n, self.per_call_n())))
         images = await self.download_all([img for r in results for img in r.images])
-        return ProviderResult(images=images, usage=sum_usage(r.usage for r in results))
+        return ProviderResult(
+            images=images, usage=sum_usage(r.usage for r in results), tokens=sum_usage(r.tokens for r in results)
+        )
 
     async def _call(self, req: ImageRequest, n: int, files: list[FilePart] | None) -> ProviderResult:
         body = self.fields(req, n)
@@ -213,4 +224,5 @@ class OpenAIProvider(Provider):
                 images.append(GeneratedImage(url=item["url"], revised_prompt=revised))
         if not images:
             raise UpstreamError(ErrorCode.upstream_error, f"{self.name}: response held no images")
-        return ProviderResult(images=images, usage=payload.get("usage"))
+        usage = payload.get("usage")
+        return ProviderResult(images=images, usage=usage, tokens=openai_usage(usage))

@@ -175,6 +175,7 @@ class OpenAIDialect:
             wait=prefer_wait(request) if is_async else None,
             callback_url=callback_url,
             default_output_format=default_format,
+            default_response_format="model" if default_format == "png" else "url",  # OpenAI's: b64 for GPT Image
         )
 
     def render(self, outcome: Outcome) -> Response:

@@ -22,7 +22,9 @@ ImageString = str  # an http(s) URL, a data URI, raw base64 or upload://<id>
 
 
 class ResponseFormat(enum.StrEnum):
-    """url (default: a signed link), b64_json, or b64_ephemeral (base64, and nothing stored)."""
+    """url (a signed link), b64_json, or b64_ephemeral (base64, and nothing stored). Left out: b64_json
+    for GPT Image models on /v1/images/* (as OpenAI answers), url for every other model and on
+    /v1/openai/images/*."""
 
     url = "url"
     b64_json = "b64_json"
@@ -57,8 +59,10 @@ class ImageParams(BaseModel):
     quality: str | None = Field(None, description="auto, low, medium, high, standard or hd, as the model allows")
     style: str | None = Field(None, description="vivid or natural, where the model has styles")
     background: str | None = Field(None, description="auto, transparent or opaque, where the model has them")
-    moderation: str | None = Field(None, description="low or auto")
-    input_fidelity: str | None = Field(None, description="low or high: how closely an edit keeps its inputs")
+    moderation: str | None = Field(None, description="low or auto (GPT Image models)")
+    input_fidelity: str | None = Field(
+        None, description="low or high: how closely an edit keeps its inputs (GPT Image models that take it)"
+    )
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="where the model takes one")
     negative_prompt: str | None = Field(None, description="what to avoid, where the model takes it")
     response_format: ResponseFormat | None = None

@@ -179,6 +179,9 @@ def gemini_answer(model: str, png: bytes, inputs: int) -> JSONResponse:
                 "promptTokenCount": 12 + 258 * inputs,
                 "candidatesTokenCount": 1290,
                 "totalTokenCount": 1302 + 258 * inputs,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}]
+                + ([{"modality": "IMAGE", "tokenCount": 258 * inputs}] if inputs else []),
+                "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290}],
             },
             "modelVersion": model,
             "responseId": secrets.token_urlsafe(12),

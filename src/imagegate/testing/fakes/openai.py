@@ -5,7 +5,8 @@ per-family ``size``/``n``/``quality``/``response_format`` validation with ``inva
 naming the param, GPT image answers as ``b64_json`` with ``usage`` and top-level
 ``output_format``/``size``/``quality``/``background``, dall-e ``url`` (60 min) or ``b64_json``
 and dall-e-3 ``revised_prompt``, edits with ``image[]`` (up to 16) + a PNG ``mask`` that must have
-an alpha channel and the first image's size, ``moderation_blocked`` / ``content_policy_violation``
+an alpha channel and the first image's size, ``moderation`` (auto, low) and an edit's
+``input_fidelity`` per model, ``moderation_blocked`` / ``content_policy_violation``
 400s, 429 ``rate_limit_exceeded`` with ``retry-after``, and 500 ``server_error``.
 
 ``gateway=True`` (the ``openai_compat`` fake) behaves like a lenient OpenAI-shaped gateway (xAI,
@@ -183,6 +184,24 @@ def check_fields(fam: str, body: dict[str, Any]) -> Response | None:
     unknown += [name for name in ("style",) if fam != "dall-e-3" and name in body]
     if unknown:
         return err(400, f"Unknown parameter: '{unknown[0]}'.", param=unknown[0], code="unknown_parameter")
+    return check_gpt_levels(fam, body)
+
+
+def check_gpt_levels(fam: str, body: dict[str, Any]) -> Response | None:
+    """``moderation`` (auto, low) and an edit's ``input_fidelity``: high and low on gpt-image-1 and
+    1.5, low only on gpt-image-1-mini, none on gpt-image-2 (OpenAI: omit it)."""
+    moderation = body.get("moderation")
+    if moderation is not None and moderation not in ("auto", "low"):
+        return err(400, f"Invalid value: '{moderation}'.", param="moderation", code="invalid_value")
+    fidelity = body.get("input_fidelity")
+    if fidelity is None:
+        return None
+    model = str(body.get("model") or "")
+    if not fam.startswith("gpt-image") or fam == "gpt-image-2":
+        return err(400, "Unknown parameter: 'input_fidelity'.", param="input_fidelity", code="unknown_parameter")
+    allowed = ("low",) if model.startswith("gpt-image-1-mini") else ("low", "high")
+    if fidelity not in allowed:
+        return err(400, f"Invalid value: '{fidelity}'.", param="input_fidelity", code="invalid_value")
     return None
 
 

@@ -1,0 +1,134 @@
+"""Real clients for the tests, installed once under ``.cache/`` and run as their users run them.
+
+- Node.js: the exact packages of ``tests/clients/package-lock.json``, installed into
+  ``.cache/node/<hash of the lock>`` with ``npm ci``; reruns find them there and install nothing.
+- LiteLLM: its own virtual environment, ``.cache/litellm/<version>`` (the version bench/ pins).
+
+Without ``node`` and ``npm``, or without a way to install LiteLLM, the tests that need them skip
+and say why, except under CI, where they fail: CI must run them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CLIENTS = Path(__file__).parent / "clients"
+CACHE = Path(__file__).parent.parent / ".cache" / "node"
+LITELLM_CACHE = CACHE.parent / "litellm"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"{reason}, and CI runs the real-client tests")
+    pytest.skip(f"{reason} (CI runs these tests)")
+
+
+def versions() -> dict[str, str]:
+    """The packages the scripts import, at the exact versions the lock pins."""
+    return dict(json.loads((CLIENTS / "package.json").read_text())["dependencies"])
+
+
+def installed() -> Path:
+    """The folder holding ``node_modules`` and the scripts; installs on first use."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        unavailable("node and npm are not installed")
+    lock = (CLIENTS / "package-lock.json").read_bytes()
+    home = CACHE / hashlib.sha256(lock).hexdigest()[:16]
+    if not (home / "node_modules" / ".package-lock.json").exists():
+        work = home.with_name(home.name + f".tmp{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(CLIENTS / name, work / name)
+        run = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, f"npm ci failed:\n{run.stdout}\n{run.stderr}"
+        shutil.rmtree(home, ignore_errors=True)
+        work.rename(home)
+    for script in CLIENTS.glob("*.mjs"):  # ES modules resolve packages beside the script
+        shutil.copy(script, home / script.name)
+    return home
+
+
+def run_script(home: Path, script: str, env: dict[str, str], stdin: str | None = None) -> dict[str, Any]:
+    """Run one script with node; its last stdout line is its JSON result."""
+    run = subprocess.run(
+        ["node", str(home / script)],
+        cwd=home,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, f"{script} failed ({run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+def litellm_python() -> Path:
+    """The Python of a virtual environment holding ``litellm==<bench's pin>``; installs on first use."""
+    from bench.litellm_env import VERSION
+
+    home = LITELLM_CACHE / VERSION
+    python = home / "bin" / "python"
+    if (home / "installed").exists():
+        return python
+    shutil.rmtree(home, ignore_errors=True)  # a run stopped half-way: start again
+    steps = [
+        [sys.executable, "-m", "venv", str(home)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"litellm=={VERSION}"],
+    ]
+    for step in steps:
+        run = subprocess.run(step, capture_output=True, text=True, timeout=900)
+        if run.returncode != 0:
+            unavailable(f"litellm=={VERSION} could not be installed: {run.stderr.strip()[-300:]}")
+    (home / "installed").write_text(VERSION)
+    return python
+    work = home.with_name(home.name + f".tmp{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    steps = [
+        [sys.executable, "-m", "venv", str(work)],
+        [str(work / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"litellm=={VERSION}"],
+    ]
+    for step in steps:
+        run = subprocess.run(step, capture_output=True, text=True, timeout=900)
+        if run.returncode != 0:
+            unavailable(f"litellm=={VERSION} could not be installed: {run.stderr.strip()[-300:]}")
+    (work / "installed").write_text(VERSION)
+    shutil.rmtree(home, ignore_errors=True)
+    work.rename(home)  # a venv's scripts name their folder: re-create them under the final name
+    subprocess.run([sys.executable, "-m", "venv", "--upgrade", str(home)], check=True, timeout=120)
+    return python
+
+
+def run_python(python: Path, script: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run one script of ``tests/clients`` with that Python; its last stdout line is its JSON result."""
+    run = subprocess.run(
+        [str(python), str(CLIENTS / script)],
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, f"{script} failed ({run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
