@@ -11,7 +11,16 @@ from imagegate.domain.images import (
     ProviderResult,
     ResponseFormat,
 )
-from imagegate.domain.submission import IdempotencyKey, ImageRef, Outcome, PendingUpload, RunMode, Submission
+from imagegate.domain.submission import (
+    IdempotencyKey,
+    ImageRef,
+    Outcome,
+    PartialImage,
+    PendingUpload,
+    RunMode,
+    StreamEvent,
+    Submission,
+)
 from imagegate.domain.tasks import Caller, OutputImage, TaskError, TaskStatus, TaskView, UploadSlot
 
 __all__ = [
@@ -30,10 +39,12 @@ __all__ = [
     "Outcome",
     "OutputFormat",
     "OutputImage",
+    "PartialImage",
     "PendingUpload",
     "ProviderResult",
     "ResponseFormat",
     "RunMode",
+    "StreamEvent",
     "Submission",
     "TaskError",
     "TaskStatus",

@@ -111,3 +111,34 @@ class ImageQuery(BaseModel):
 
     run_async: bool | None = Field(None, alias="async", description="true: answer 202 with a task to poll at once")
     callback_url: str | None = Field(None, description="an http(s) URL to POST the finished task to")
+
+
+class StreamParams(BaseModel):
+    """Streaming, on ``/v1/images/*`` only (ImageRouter's paths do not stream)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stream: bool | None = Field(
+        None,
+        description="true: answer text/event-stream with OpenAI's image_generation.* (image_edit.* for edits) "
+        "events; the task is stored, billed and listed like any other, and finishes if the client leaves",
+    )
+    partial_images: int | None = Field(
+        None, ge=0, le=3, description="previews streamed before the image, where the model makes them (fewer may come)"
+    )
+
+
+class StreamedGeneration(ImageGeneration, StreamParams):
+    """A generation (JSON) on /v1/images/generations, which may stream."""
+
+
+class StreamedGenerationForm(ImageGenerationForm, StreamParams):
+    """A generation (multipart/form-data) on /v1/images/generations, which may stream."""
+
+
+class StreamedEdit(ImageEdit, StreamParams):
+    """An edit (JSON) on /v1/images/edits, which may stream."""
+
+
+class StreamedEditForm(ImageEditForm, StreamParams):
+    """An edit (multipart/form-data) on /v1/images/edits, which may stream."""
