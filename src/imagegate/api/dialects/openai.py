@@ -17,14 +17,12 @@ from fastapi import APIRouter, Request, Response
 from imagegate.api.body import RequestBody, image_refs, prefer_wait
 from imagegate.api.dialects.base import CreateRoute, ParseContext, TaskRoute, task_error
 from imagegate.api.dialects.openai_models import (
+    ImageEdit,
+    ImageEditForm,
     ImageGeneration,
     ImageGenerationForm,
     ImageParams,
     ImageQuery,
-    StreamedEdit,
-    StreamedEditForm,
-    StreamedGeneration,
-    StreamedGenerationForm,
     StreamParams,
 )
 from imagegate.api.dialects.openai_stream import stream_response
@@ -124,19 +122,13 @@ def create_doc(prefix: str, kind: str) -> Operation:
     """ImageRouter's paths take an edit without images (then it is a generation)."""
     edit = kind == "edits" and prefix == "/v1/images"
     router = prefix != "/v1/images"
-    body: type[ImageParams]
-    form: type[ImageParams] | type[ImageGenerationForm]
-    if router:
-        body, form = ImageGeneration, ImageGenerationForm
-    else:
-        body, form = (StreamedEdit, StreamedEditForm) if edit else (StreamedGeneration, StreamedGenerationForm)
     return Operation(
         id=("imagerouter_" if router else "") + ("create_image_edit" if kind == "edits" else "create_image"),
         summary=("ImageRouter: " if router else "") + ("edit images" if kind == "edits" else "generate images"),
         tag="OpenAI Images",
         responses=_CREATED,
-        body=body,
-        form=form,
+        body=ImageEdit if edit else ImageGeneration,
+        form=ImageEditForm if edit else ImageGenerationForm,
         query=ImageQuery,
         headers={"Prefer": "wait=N with async: wait up to N seconds (at most 60) for the task to finish"},
         raw_responses={} if router else _EVENTS,
