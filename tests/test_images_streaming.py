@@ -146,7 +146,13 @@ def test_client_leaving_mid_stream_the_task_ends_once_and_is_charged_once(sandbo
 
 @pytest.mark.parametrize(
     "extra,param",
-    [({"partial_images": 4}, "partial_images"), ({"async": True}, "stream"), ({"size": "10x10"}, "size")],
+    [
+        ({"partial_images": 4}, "partial_images"),
+        ({"partial_images": "two"}, "partial_images"),
+        ({"async": True}, "stream"),
+        ({"size": "10x10"}, "size"),
+        ({"response_format": "b64_ephemeral"}, "response_format"),
+    ],
 )
 def test_a_bad_streaming_request_is_a_json_4xx(
     sandbox: ServerProc, key: str, extra: dict[str, Any], param: str
@@ -182,3 +188,14 @@ def test_imagerouter_paths_do_not_stream(sandbox: ServerProc, key: str) -> None:
     body = {"model": "flux-1-pro", "prompt": "unchanged", "size": "512x512", "stream": True}
     r = httpx.post(sandbox.url + "/v1/openai/images/generations", json=body, headers={"authorization": f"Bearer {key}"})
     assert r.status_code in (200, 202) and r.headers["content-type"].startswith("application/json")
+
+
+def test_a_replayed_streaming_request_streams_the_same_task(sandbox: ServerProc, key: str) -> None:
+    body = {"model": "flux-1-pro", "prompt": "a fox, once", "size": "512x512", "stream": True}
+    headers = {"authorization": f"Bearer {key}", "Idempotency-Key": "stream-once-1"}
+    first = httpx.post(sandbox.url + "/v1/images/generations", json=body, headers=headers, timeout=60)
+    again = httpx.post(sandbox.url + "/v1/images/generations", json=body, headers=headers, timeout=60)
+    assert first.headers["x-imagegate-task-id"] == again.headers["x-imagegate-task-id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    for r in (first, again):
+        assert r.text.count("event: image_generation.completed\n") == 1

@@ -32,9 +32,6 @@ class PartialHub:
             if queue.qsize() < MAX_PARTIALS:
                 queue.put_nowait(partial)
 
-    def wants(self, task_id: str) -> bool:
-        return task_id in self._subs
-
     def subscribe(self, task_id: str) -> asyncio.Queue[PartialImage]:
         queue: asyncio.Queue[PartialImage] = asyncio.Queue()
         self._subs.setdefault(task_id, []).append(queue)

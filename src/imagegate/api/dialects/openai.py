@@ -193,7 +193,7 @@ class OpenAIDialect:
     @staticmethod
     def _stream_params(fields: dict[str, Any], is_async: bool, default_format: OutputFormat) -> StreamParams:
         """``stream`` and ``partial_images`` on /v1/images/* (ImageRouter's paths ignore them, as before)."""
-        if default_format != "png":
+        if default_format != "png" or ("stream" not in fields and "partial_images" not in fields):
             return _NO_STREAM
         streamed = check(StreamParams, given(fields))
         fields.pop("stream", None)
