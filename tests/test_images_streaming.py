@@ -199,3 +199,19 @@ def test_a_replayed_streaming_request_streams_the_same_task(sandbox: ServerProc,
     assert again.headers["idempotent-replayed"] == "true"
     for r in (first, again):
         assert r.text.count("event: image_generation.completed\n") == 1
+
+
+def test_a_quiet_stream_is_kept_alive(tmp_path: Any, image_host: ImageHost) -> None:
+    """The upstream takes 1.5 s; with a keep-alive due every 0.1 s of silence, several come first."""
+    env = server_env(image_host, IMAGEGATE_SANDBOX_DELAY_MS="1500", IMAGEGATE_STREAM_KEEP_ALIVE="0.1")
+    srv = ServerProc(tmp_path, env=env, args=["--sandbox"]).start()
+    try:
+        key = srv.create_key()
+        body = {"model": "flux-1-pro", "prompt": "a slow fox", "size": "512x512", "stream": True}
+        r = httpx.post(
+            srv.url + "/v1/images/generations", json=body, headers={"authorization": f"Bearer {key}"}, timeout=60
+        )
+        before, _, after = r.text.partition("event: image_generation.completed")
+        assert before.count(": keep-alive\n\n") >= 3 and after
+    finally:
+        srv.stop()

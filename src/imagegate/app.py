@@ -156,7 +156,7 @@ def build_core(
     inputs = InputResolver(fetch_client, policy, upload_store, storage)
     idempotency = Idempotency(IdempotencyStore(db), store, settings.idempotency_ttl)
     limits = Limits(sync_timeout=settings.sync_timeout, awaiting_upload_ttl=settings.awaiting_upload_ttl)
-    follower = Follower(hub, store.get)
+    follower = Follower(hub, store.get, settings.stream_keep_alive)
     submitter = Submitter(
         catalog, tasks, queue, inputs, idempotency, uploads, policy, limits, KeyLimits(limit_store), follower
     )

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from imagegate.db.tables import Task
 from imagegate.domain import PartialImage, StreamEvent, TaskStatus, TaskView
 
-KEEP_ALIVE = 15.0  # seconds of silence before a keep-alive, well under the 60-120 s at which proxies cut
+KEEP_ALIVE = 15.0  # seconds of silence before a keep-alive (settings: stream_keep_alive)
 #: the terminal row as the client sees it
 View = Callable[[Task], Awaitable[TaskView]]
 MAX_PARTIALS = 64  # previews held for a follower that reads slowly: more are dropped (they are previews)
