@@ -49,6 +49,7 @@ from imagegate.engine.queue import LocalQueue, TaskQueue
 from imagegate.engine.retention import RetentionPolicy, RetentionSweeper
 from imagegate.engine.router import Router
 from imagegate.engine.runner import Runner
+from imagegate.engine.streams import Follower, PartialHub
 from imagegate.engine.submit import Limits, Submitter
 from imagegate.engine.tasks import TaskService
 from imagegate.engine.uploads import UploadService, UploadSweeper
@@ -145,7 +146,9 @@ def build_core(
     shared = limit_store if db.is_postgres else None  # one process on SQLite: circuits and caps stay in memory
     board = BreakerBoard(store=shared)
     gates: Gates = SharedGates(limit_store, liveness.me) if shared else LocalGates()
-    runner = Runner(store, catalog, upstream_router(settings, clients, board, gates, metrics), outputs, liveness.me)
+    hub = PartialHub()  # previews of the tasks this process runs, for the streams it serves
+    router = upstream_router(settings, clients, board, gates, metrics)
+    runner = Runner(store, catalog, router, outputs, liveness.me, hub)
     queue = task_queue(settings, db, runner, store, liveness)
     views = Views(signer, storage, queue.position_of)
     tasks = TaskService(store, outputs, runner, views, queue)
@@ -155,7 +158,10 @@ def build_core(
     inputs = InputResolver(fetch_client, policy, upload_store, storage)
     idempotency = Idempotency(IdempotencyStore(db), store, settings.idempotency_ttl)
     limits = Limits(sync_timeout=settings.sync_timeout, awaiting_upload_ttl=settings.awaiting_upload_ttl)
-    submitter = Submitter(catalog, tasks, queue, inputs, idempotency, uploads, policy, limits, KeyLimits(limit_store))
+    follower = Follower(hub, store.get, settings.stream_keep_alive)
+    submitter = Submitter(
+        catalog, tasks, queue, inputs, idempotency, uploads, policy, limits, KeyLimits(limit_store), follower
+    )
     return Core(tasks, queue, views, uploads, submitter, board)
 
 

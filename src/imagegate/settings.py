@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     db_pool_size: int | None = None  # connections per process (default 8 on SQLite, 10 on PostgreSQL)
     migrate_on_start: bool = True  # cluster processes may leave it to ``imagegate migrate``
     sync_timeout: float = 300.0
+    #: seconds of silence on a streamed answer before a keep-alive comment (proxies cut idle ones at 60-120 s)
+    stream_keep_alive: float = Field(15.0, gt=0)
     webhook_timeout: float = 10.0
     webhook_retry_window: float = 1800.0  # keep re-sending for this long (seconds)
     webhook_backoff_scale: float = 1.0  # multiplies the retry gaps (1 s, 2 s, 4 s, ...); tests shrink it

@@ -247,3 +247,35 @@ async def test_scripted_errors(wire, kit, status, body, headers, code, retry, pa
     assert exc.value.code == code
     assert exc.value.retry_after == retry
     assert exc.value.param == param
+
+
+async def test_gpt_image_previews_stream_through_the_progress_callback(wire, kit):
+    import base64
+
+    w = wire("openai", "gpt-image-2")
+    seen = []
+
+    async def on_progress(p):
+        seen.append(p.partial)
+
+    req = ImageRequest(model="gpt-image-2", prompt="dawn", width=1024, height=1024, partial_images=3)
+    res = await w.adapter.generate_live(req, on_progress)
+    assert [p.index for p in seen] == [0, 1, 2]
+    assert all(kit.size_of(base64.b64decode(p.b64_json)) == (1024, 1024) for p in seen)
+    assert kit.size_of(res.images[0].data) == (1024, 1024) and res.usage["total_tokens"] > 0
+    sent = w.state.jobs["last_body"]
+    assert sent["stream"] is True and sent["partial_images"] == 3
+
+
+async def test_without_previews_or_with_n_over_1_nothing_is_streamed(wire):
+    w = wire("openai", "gpt-image-2")
+    seen = []
+
+    async def on_progress(p):
+        seen.append(p)
+
+    res = await w.adapter.generate_live(ImageRequest(model="gpt-image-2", prompt="plain"), on_progress)
+    assert len(res.images) == 1 and "stream" not in w.state.jobs["last_body"]
+    req = ImageRequest(model="gpt-image-2", prompt="two", n=2, partial_images=2)
+    res = await w.adapter.generate_live(req, on_progress)
+    assert len(res.images) == 2 and "stream" not in w.state.jobs["last_body"] and seen == []

@@ -18,12 +18,12 @@ from fastapi.routing import APIRoute
 
 from imagegate.api.access import note_of
 from imagegate.api.body import IDEMPOTENCY_HEADER, idempotency_key, read_body
-from imagegate.api.deps import CurrentKey, Gateway, GatewayDep
+from imagegate.api.deps import CurrentKey, GatewayDep
 from imagegate.api.dialects.base import CreateRoute, Dialect, ParseContext, TaskRoute
 from imagegate.api.errors import busy_error
 from imagegate.api.validation import check
 from imagegate.db.database import BUSY
-from imagegate.domain import ErrorCode, Follow, GatewayError, TaskView
+from imagegate.domain import GatewayError
 
 log = logging.getLogger("imagegate.api")
 REPLAYED = "Idempotent-Replayed"
@@ -87,8 +87,6 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
         submission = await route.parse(request, body, ctx)
         submission.idempotency = idem
         outcome = await gw.submitter.submit(submission)
-        if submission.stream:
-            outcome = replace(outcome, follow=_follower(gw, outcome.task.id, ctx.base_url))
         note_of(request).learnt(outcome.task.model, outcome.task.id, outcome.task.cost_usd)
         response = dialect.render(outcome)
         response.headers["x-imagegate-task-id"] = outcome.task.id
@@ -98,16 +96,6 @@ def _create_endpoint(dialect: Dialect, route: CreateRoute) -> Endpoint:
 
     create.__name__ = f"{dialect.name}_create_{route.path.strip('/').replace('/', '_')}"
     return create
-
-
-def _follower(gw: Gateway, task_id: str, base_url: str) -> Follow:
-    async def follow(seconds: float) -> TaskView:
-        task = await gw.tasks.wait(task_id, seconds)
-        if task is None:
-            raise GatewayError(ErrorCode.not_found, f"task '{task_id}' is gone", param="task_id")
-        return await gw.tasks.view(task, base_url)
-
-    return follow
 
 
 def _task_endpoint(dialect: Dialect, route: TaskRoute) -> Endpoint:

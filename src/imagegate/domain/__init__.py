@@ -11,12 +11,20 @@ from imagegate.domain.images import (
     ProviderResult,
     ResponseFormat,
 )
-from imagegate.domain.submission import Follow, IdempotencyKey, ImageRef, Outcome, PendingUpload, RunMode, Submission
+from imagegate.domain.submission import (
+    IdempotencyKey,
+    ImageRef,
+    Outcome,
+    PartialImage,
+    PendingUpload,
+    RunMode,
+    StreamEvent,
+    Submission,
+)
 from imagegate.domain.tasks import Caller, OutputImage, TaskError, TaskStatus, TaskView, UploadSlot
 from imagegate.domain.usage import openai_usage, token_usage
 
 __all__ = [
-    "Follow",
     "MIME",
     "STATUS_BY_CODE",
     "TYPE_BY_STATUS",
@@ -32,10 +40,12 @@ __all__ = [
     "Outcome",
     "OutputFormat",
     "OutputImage",
+    "PartialImage",
     "PendingUpload",
     "ProviderResult",
     "ResponseFormat",
     "RunMode",
+    "StreamEvent",
     "Submission",
     "TaskError",
     "TaskStatus",

@@ -49,6 +49,7 @@ class ImageRequest:
     output_compression: int | None = None
     user: str | None = None
     input_region: str | None = None
+    partial_images: int | None = None  # streamed previews the client asked for (0-3), where the upstream makes them
     images: list[ImageInput] = field(default_factory=list)
     mask: ImageInput | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # dialect-specific bits worth recording
@@ -82,6 +83,7 @@ class ImageRequest:
                 "output_compression",
                 "user",
                 "input_region",
+                "partial_images",
             )
             if getattr(self, k) is not None
         }

@@ -8,7 +8,7 @@ credits, the task row, and running it (inline, queued, or waiting for uploads).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,14 +59,15 @@ class Submission:
     callback_url: str | None = None
     idempotency: IdempotencyKey | None = None
     default_output_format: OutputFormat = "png"
-    #: the dialect answers with a stream that follows the task (run it "async": the stream starts at once)
-    stream: bool = False
     #: what an omitted ``response_format`` means: ``url``, or the model's own OpenAI default (OpenAI's routes)
     default_response_format: Literal["url", "model"] = "url"
     record: dict[str, Any] = field(default_factory=dict)  # dialect bits kept on the task
     #: validation names parameters in imagegate's terms; these give the client's names back
     param_names: Mapping[str, str] = field(default_factory=dict)
     param_prefix: str = ""
+    #: answer with the task's events as they happen (a queued task: it runs whether or not the client stays)
+    stream: bool = False
+    partial_images: int = 0  # previews a streamed answer asks of upstreams that make them
 
     def client_param(self, param: str | None) -> str | None:
         """A validation error's parameter as this client calls it."""
@@ -76,10 +77,6 @@ class Submission:
         return name if name.startswith(self.param_prefix) else self.param_prefix + name
 
 
-#: waits up to the given seconds for the task's end; the task as it then stands
-Follow = Callable[[float], Awaitable[TaskView]]
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The core's answer to a submission: the task as it stands when the request ends."""
@@ -87,4 +84,17 @@ class Outcome:
     task: TaskView
     replayed: bool = False  # an earlier request with the same Idempotency-Key made this task
     uploads: tuple[UploadSlot, ...] = ()  # where to PUT the inputs the task waits for
-    follow: Follow | None = None  # given to a ``stream`` submission's renderer
+    #: a streamed submission: the task's events, until and including its terminal view
+    events: AsyncIterator[StreamEvent] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartialImage:
+    """A preview of one output image while it is made (base64, as the upstream sent it)."""
+
+    b64_json: str
+    index: int  # 0-based, per task
+
+
+#: what a streamed task tells its client: a preview, the task once terminal, or None (nothing new: keep alive)
+StreamEvent = PartialImage | TaskView | None

@@ -151,7 +151,7 @@ class Router:
         provider = self.provider(model, dep)
         async with self.gates.hold(dep):
             if provider.kind == "sync":
-                return await self._with_retries(dep, attempts, lambda: provider.generate(req))
+                return await self._with_retries(dep, attempts, lambda: provider.generate_live(req, on_progress))
             if on_submitting is not None:
                 await on_submitting(dep)
             handle = await self._submit(provider, dep, req, attempts, reference)

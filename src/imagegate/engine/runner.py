@@ -22,6 +22,7 @@ from imagegate.db.tasks import CLAIMED, SUBMITTED, SUBMITTING, TaskStore, stage_
 from imagegate.domain import ErrorCode, GatewayError, ImageRequest, UpstreamError
 from imagegate.engine.outputs import OutputWriter, Stored
 from imagegate.engine.router import RouteOutcome, Router
+from imagegate.engine.streams import PartialHub
 from imagegate.providers.base import PollResult
 from imagegate.providers.registry import provider_class
 
@@ -36,14 +37,18 @@ class Finished:
 
 
 class ProgressWriter:
-    """Changes only, at most every PROGRESS_EVERY seconds: progress is a hint, and writes are not free."""
+    """Changes only, at most every PROGRESS_EVERY seconds: progress is a hint, and writes are not free.
+    Previews go to this process's followers of the task, never to the database."""
 
-    def __init__(self, store: TaskStore, task: Task) -> None:
+    def __init__(self, store: TaskStore, task: Task, hub: PartialHub | None = None) -> None:
         self.store = store
         self.task = task
+        self.hub = hub
         self.last = 0.0
 
     async def __call__(self, p: PollResult) -> None:
+        if p.partial is not None and self.hub is not None:
+            self.hub.publish(self.task.id, p.partial)
         if p.progress is None or p.progress == self.task.progress:
             return
         self.task.progress = p.progress
@@ -59,8 +64,15 @@ def reference_of(task: Task) -> str:
 
 class Runner:
     def __init__(
-        self, store: TaskStore, catalog: Catalog, router: Router, outputs: OutputWriter, me: Callable[[], str]
+        self,
+        store: TaskStore,
+        catalog: Catalog,
+        router: Router,
+        outputs: OutputWriter,
+        me: Callable[[], str],
+        hub: PartialHub | None = None,
     ) -> None:
+        self.hub = hub
         self.me = me  # this process's id (see engine/liveness.py): the owner it writes on the tasks it runs
         self.store = store
         self.catalog = catalog
@@ -215,7 +227,7 @@ class Runner:
             req,
             on_submitting=on_submitting,
             on_submit=on_submit,
-            on_progress=ProgressWriter(self.store, task),
+            on_progress=ProgressWriter(self.store, task, self.hub),
             resume=(up["deployment"], up["handle"]) if stage_of(task) == SUBMITTED else None,
             reference=reference_of(task),
         )

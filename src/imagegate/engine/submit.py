@@ -9,16 +9,28 @@ its uploads.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from imagegate.catalog import Catalog, CatalogModel
 from imagegate.catalog.validate import build_request
 from imagegate.db.tables import Task
-from imagegate.domain import ErrorCode, GatewayError, ImageInput, ImageRequest, Outcome, Submission, shown
+from imagegate.domain import (
+    ErrorCode,
+    GatewayError,
+    ImageInput,
+    ImageRequest,
+    Outcome,
+    StreamEvent,
+    Submission,
+    TaskView,
+    shown,
+)
 from imagegate.engine.idempotency import Claim, Idempotency
 from imagegate.engine.inputs import InputResolver
 from imagegate.engine.limits import KeyLimits
 from imagegate.engine.queue import TaskQueue
+from imagegate.engine.streams import Follower
 from imagegate.engine.tasks import NewTask, TaskService
 from imagegate.engine.uploads import UploadService
 from imagegate.media import fetch
@@ -45,7 +57,9 @@ class Submitter:
         policy: fetch.NetworkPolicy,
         limits: Limits,
         key_limits: KeyLimits,
+        follower: Follower,
     ) -> None:
+        self.follower = follower
         self.catalog = catalog
         self.tasks = tasks
         self.queue = queue
@@ -59,7 +73,10 @@ class Submitter:
     async def submit(self, sub: Submission) -> Outcome:
         async with self.idempotency.guard(sub.caller.id, sub.idempotency) as claim:
             if claim is not None and claim.replay is not None:
-                return await self._replay(claim.replay, sub.base_url)
+                replayed = await self._replay(claim.replay, sub.base_url)
+                if sub.stream:
+                    return Outcome(replayed.task, True, events=await self._follow(replayed.task.id, sub.base_url))
+                return replayed
             await self.key_limits.admit(sub.caller)  # before anything else is done or held for it
             model = self.catalog.get(sub.model)
             if model is None:
@@ -109,6 +126,8 @@ class Submitter:
         req.images = [i for i in req.images if i.source != PENDING]
         if req.mask is not None and req.mask.source == PENDING:
             req.mask = None
+        if sub.stream and sub.partial_images:
+            req.partial_images = sub.partial_images
         req.extra.update(sub.record, base_url=sub.base_url)  # webhook payloads point their links here
         return req
 
@@ -150,11 +169,23 @@ class Submitter:
             if slot:
                 self.queue.release()
             raise
+        events = await self._follow(task.id, sub.base_url) if sub.stream else None
         if slot:
             self.queue.run_claimed(task, req)
         if sub.wait:
             task = await self.tasks.wait(task.id, min(sub.wait, MAX_WAIT)) or task
-        return Outcome(await self.tasks.view(task, sub.base_url))
+        return Outcome(await self.tasks.view(task, sub.base_url), events=events)
+
+    async def _follow(self, task_id: str, base_url: str) -> AsyncIterator[StreamEvent]:
+        """A streamed task's events, subscribed before the task may start (see :class:`Follower`);
+        the images come in base64, whatever ``response_format`` says, and stay stored for ``GET``."""
+
+        async def view(task: Task) -> TaskView:
+            return await self.tasks.view(task, base_url, b64=True)
+
+        events = self.follower.follow(task_id, view)
+        await anext(events)  # the priming keep-alive: subscribed
+        return events
 
     async def _await_uploads(
         self, sub: Submission, model: CatalogModel, req: ImageRequest, claim: Claim | None

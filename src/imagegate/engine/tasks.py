@@ -146,8 +146,10 @@ class TaskService:
         if canceled is not None and canceled.upstream:
             await self.runner.cancel_upstream(canceled)
 
-    async def view(self, task: Task, base_url: str, fresh: Sequence[bytes] | None = None) -> TaskView:
-        return await self.views.view(task, base_url, fresh)
+    async def view(
+        self, task: Task, base_url: str, fresh: Sequence[bytes] | None = None, *, b64: bool = False
+    ) -> TaskView:
+        return await self.views.view(task, base_url, fresh, b64=b64)
 
     async def run_inline(self, task: Task, request: ImageRequest, timeout: float) -> Finished | None:
         """Run a task created claimed, in this request; the run survives the client hanging up.

@@ -41,8 +41,11 @@ class Views:
         self.storage = storage
         self.position_of = position_of
 
-    async def view(self, task: Task, base_url: str, fresh: Sequence[bytes] | None = None) -> TaskView:
-        """``fresh``: the image bytes of a sync task that just finished (no storage read for its base64)."""
+    async def view(
+        self, task: Task, base_url: str, fresh: Sequence[bytes] | None = None, *, b64: bool = False
+    ) -> TaskView:
+        """``fresh``: the image bytes of a sync task that just finished (no storage read for its base64);
+        ``b64``: base64 whatever the task asked (a streamed answer carries the images themselves)."""
         result = task.result or {}
         status = TaskStatus(task.status)
         return TaskView(
@@ -61,7 +64,7 @@ class Views:
             upload_deadline=maybe_aware(task.expires_at) if status == TaskStatus.awaiting_upload else None,
             progress=task.progress,
             queue_position=await self.position_of(task) if status == TaskStatus.queued else None,
-            images=await self._images(task, base_url, fresh) if status == TaskStatus.succeeded else (),
+            images=await self._images(task, base_url, fresh, b64) if status == TaskStatus.succeeded else (),
             size=result.get("size"),
             output_format=result.get("output_format"),
             usage=openai_usage(result.get("usage")),
@@ -71,10 +74,12 @@ class Views:
             error=_error(task),
         )
 
-    async def _images(self, task: Task, base: str, fresh: Sequence[bytes] | None) -> tuple[OutputImage, ...]:
+    async def _images(
+        self, task: Task, base: str, fresh: Sequence[bytes] | None, b64_always: bool = False
+    ) -> tuple[OutputImage, ...]:
         entries: list[dict[str, Any]] = (task.result or {}).get("images", [])
         fmt = (task.result or {}).get("output_format") or "png"
-        if (task.request or {}).get("response_format", "url") not in B64_FORMATS:
+        if not b64_always and (task.request or {}).get("response_format", "url") not in B64_FORMATS:
             return tuple(self._image(e, base, fmt, None) for e in entries if "name" in e)
         if fresh is None:
             entries = [e for e in entries if "name" in e]  # b64_ephemeral kept nothing to read back

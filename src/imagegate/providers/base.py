@@ -21,6 +21,7 @@ before it sends anything again; :meth:`Provider.resubmit` derives what the catal
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -28,7 +29,7 @@ import httpx
 
 from imagegate.catalog import Deployment
 from imagegate.catalog.schema import ModelSpec
-from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, ProviderResult, UpstreamError
+from imagegate.domain import ErrorCode, GeneratedImage, ImageRequest, PartialImage, ProviderResult, UpstreamError
 from imagegate.providers.toolkit import http_error
 
 __all__ = ["Deployment", "PollResult", "Provider", "Resubmit", "http_error"]
@@ -46,6 +47,7 @@ class PollResult:
     result: ProviderResult | None = None
     progress: int | None = None  # 0-100 when the provider reports it
     handle: dict[str, Any] | None = None  # an updated handle to store, if the adapter changed it
+    partial: PartialImage | None = None  # a preview the upstream streamed (for the task's live followers)
 
 
 class Provider:
@@ -94,6 +96,13 @@ class Provider:
     # -- hooks ---------------------------------------------------------------------------
     async def generate(self, req: ImageRequest) -> ProviderResult:
         raise NotImplementedError(f"{self.name} is a {self.kind} provider")
+
+    async def generate_live(
+        self, req: ImageRequest, on_progress: Callable[[PollResult], Awaitable[None]]
+    ) -> ProviderResult:
+        """:meth:`generate`, reporting previews through ``on_progress`` where the upstream streams them
+        (``req.partial_images``); an adapter whose upstream does not stream leaves this as it is."""
+        return await self.generate(req)
 
     async def submit(self, req: ImageRequest, reference: str | None = None) -> dict[str, Any]:
         """Start the job; ``reference``: the task's client reference, sent where the upstream takes one."""

@@ -10,12 +10,20 @@ fills fields the client left unset (e.g. ``{moderation: low, quality: low}`` for
 Wire families: GPT image models take ``background``, ``moderation``, ``output_format`` (+
 ``output_compression``) and, on edits, ``input_fidelity`` (where the catalog lists it) and ``image[]``;
 dall-e-3 takes ``style``; dall-e-2 edits take a single ``image``.
+
+Streaming (GPT image models, one image per call): with ``stream: true`` and ``partial_images``
+(0-3) the upstream answers ``text/event-stream``, each event named as its data's ``type``:
+``image_generation.partial_image`` (``image_edit.*`` for edits) with ``b64_json`` and
+``partial_image_index``, then ``*.completed`` with the image's ``b64_json`` and ``usage``, or an
+``error`` event with OpenAI's error object. A request that asked for previews is sent so and its
+previews are reported as they arrive; the completed image is the result, as a plain call's is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -29,12 +37,13 @@ from imagegate.domain import (
     GeneratedImage,
     ImageInput,
     ImageRequest,
+    PartialImage,
     ProviderResult,
     UpstreamError,
     openai_usage,
 )
 from imagegate.media import b64, codecs
-from imagegate.providers.base import Provider
+from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.toolkit import (
     FilePart,
     chunks,
@@ -205,6 +214,53 @@ class OpenAIProvider(Provider):
         # decoding megabytes of JSON and base64 is CPU work: keep it off the event loop
         return await asyncio.to_thread(self.parse, resp, req)
 
+    async def generate_live(
+        self, req: ImageRequest, on_progress: Callable[[PollResult], Awaitable[None]]
+    ) -> ProviderResult:
+        """One GPT image asked with previews: stream it, reporting each preview as it arrives."""
+        if not req.partial_images or req.n != 1 or family(self.deployment.model) != "gpt-image":
+            return await self.generate(req)
+        files = await image_work(input_pixels(req), self.files, req) if req.mode == "edit" and req.images else None
+        body = {**self.fields(req, 1), "stream": True, "partial_images": req.partial_images}
+        kw: dict[str, Any] = {"json": body}
+        if files is not None:
+            kw = {"data": {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in body.items()}}
+            kw["files"] = files
+        url = self.endpoint("edit" if files is not None else "generate")
+        try:
+            async with self.http.stream(
+                "POST", url, headers=self.headers(), timeout=self.deployment.timeout, **kw
+            ) as resp:
+                if resp.status_code != 200:
+                    await resp.aread()
+                    raise error_from(self.name, resp)
+                completed = await self._previews(resp, on_progress)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(ErrorCode.upstream_timeout, f"{self.name}: upstream timed out") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                ErrorCode.upstream_unavailable, f"{self.name}: the stream broke ({type(exc).__name__})"
+            ) from exc
+        data = await asyncio.to_thread(b64.decode, str(completed.get("b64_json") or ""))
+        mime = MIME.get(codecs.sniff_format(data) or req.output_format)
+        return ProviderResult(images=[GeneratedImage(data=data, mime=mime)], usage=completed.get("usage"))
+
+    async def _previews(
+        self, resp: httpx.Response, on_progress: Callable[[PollResult], Awaitable[None]]
+    ) -> dict[str, Any]:
+        """Report each preview; the completed event's data (an error event raises)."""
+        async for name, data in sse_events(resp):
+            if name.endswith(".partial_image") and data.get("b64_json"):
+                index = int(data.get("partial_image_index") or 0)
+                await on_progress(PollResult(done=False, partial=PartialImage(str(data["b64_json"]), index)))
+            elif name.endswith(".completed"):
+                return data
+            elif name == "error":
+                err = data.get("error")
+                message = str((err if isinstance(err, dict) else {}).get("message") or "the stream reported an error")
+                raise UpstreamError(ErrorCode.upstream_error, f"{self.name}: {message}")
+        raise UpstreamError(ErrorCode.upstream_error, f"{self.name}: the stream ended without an image")
+
     def parse(self, resp: httpx.Response, req: ImageRequest) -> ProviderResult:
         try:
             payload = orjson.loads(resp.content)
@@ -226,3 +282,22 @@ class OpenAIProvider(Provider):
             raise UpstreamError(ErrorCode.upstream_error, f"{self.name}: response held no images")
         usage = payload.get("usage")
         return ProviderResult(images=images, usage=usage, tokens=openai_usage(usage))
+
+
+async def sse_events(resp: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event name, JSON data) of each server-sent event; comments and non-JSON data are skipped."""
+    name, lines = "", list[str]()
+    async for line in resp.aiter_lines():
+        if line == "":
+            if lines:
+                try:
+                    data = orjson.loads("\n".join(lines))
+                except orjson.JSONDecodeError:
+                    data = None
+                if isinstance(data, dict):
+                    yield name or str(data.get("type") or ""), data
+            name, lines = "", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            lines.append(line[5:].removeprefix(" "))

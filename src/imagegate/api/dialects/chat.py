@@ -39,7 +39,6 @@ from imagegate.catalog.schema import ModelSpec
 from imagegate.domain import GatewayError, ImageRef, Outcome, Submission, TaskStatus, TaskView
 
 PATH = "/v1/chat/completions"
-KEEP_ALIVE = 10.0  # seconds between SSE comments while the image is made
 #: validation's names -> the client's
 PARAMS = {"resolution": "image_config.image_size", "aspect_ratio": "image_config.aspect_ratio", "prompt": "messages"}
 
@@ -131,9 +130,13 @@ def _chunk(view: TaskView, delta: dict[str, Any], finish: str | None, **extra: A
 
 async def _events(outcome: Outcome) -> AsyncIterator[bytes]:
     view = outcome.task
-    while not view.status.terminal and outcome.follow is not None:
-        yield b": keep-alive\n\n"
-        view = await outcome.follow(KEEP_ALIVE)
+    yield b": keep-alive\n\n"  # the stream is open: headers go out now
+    assert outcome.events is not None
+    async for event in outcome.events:
+        if event is None:  # a quiet spell
+            yield b": keep-alive\n\n"
+        elif isinstance(event, TaskView):
+            view = event  # terminal; previews (chat has none to show) are skipped
     if view.status == TaskStatus.succeeded:
         yield _chunk(view, {"role": "assistant", "content": _text(view), "images": _data_uri(view)}, None)
         yield _chunk(view, {}, "stop", usage=_usage(view), cost=view.cost_usd)
@@ -195,7 +198,7 @@ class ChatDialect:
 
     def render(self, outcome: Outcome) -> Response:
         view = outcome.task
-        if outcome.follow is not None:
+        if outcome.events is not None:
             return StreamingResponse(_events(outcome), media_type="text/event-stream", headers=_SSE_HEADERS)
         if not view.status.terminal:  # a sync run past its timeout: the client polls the task
             return FastJSON(task_object(view), status_code=202)

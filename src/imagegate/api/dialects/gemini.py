@@ -51,8 +51,6 @@ from imagegate.catalog import Catalog, CatalogModel
 from imagegate.domain import ErrorCode, GatewayError, ImageRef, Outcome, Submission, TaskStatus, TaskView, shown
 
 PREFIX = "/v1beta/models"
-KEEPALIVE = 5.0  # seconds between keep-alives while a streamed task runs
-STREAM_LIMIT = 3600.0  # a stream ends (with an error event) if its task runs longer
 #: imagegate's parameter -> the client's field, for validation errors
 PARAMS = {
     "prompt": "contents[].parts[].text",
@@ -297,21 +295,22 @@ class GeminiDialect:
         return name
 
     def render(self, outcome: Outcome) -> Response:
-        if outcome.follow is not None:
+        if outcome.events is not None:
             return self._stream(outcome)
         return FastJSON(_outcome(outcome.task))
 
     def _stream(self, outcome: Outcome) -> Response:
-        follow = outcome.follow
-        assert follow is not None
+        stream = outcome.events
+        assert stream is not None
 
         async def events() -> AsyncIterator[bytes]:
             view: TaskView = outcome.task
-            waited = 0.0
-            while not view.status.terminal and waited < STREAM_LIMIT:
-                yield b"\n"  # a keep-alive: an empty line dispatches no event
-                view = await follow(KEEPALIVE)
-                waited += KEEPALIVE
+            yield b"\n"  # a keep-alive (an empty line dispatches no event; google-genai parses any other line)
+            async for event in stream:
+                if event is None:
+                    yield b"\n"
+                elif isinstance(event, TaskView):
+                    view = event
             try:
                 body = _outcome(view)
             except GatewayError as exc:

@@ -23,7 +23,9 @@ from imagegate.api.dialects.openai_models import (
     ImageGenerationForm,
     ImageParams,
     ImageQuery,
+    StreamParams,
 )
+from imagegate.api.dialects.openai_stream import stream_response
 from imagegate.api.errors import gateway_response
 from imagegate.api.openapi import Operation
 from imagegate.api.responses import FastJSON, ts
@@ -105,7 +107,14 @@ _CREATED = {
     200: (ImagesResponse | TaskObject, "the images (sync), or the task when it finished before this answer (async)"),
     202: (TaskObject, "the task, still queued or running: poll urls.get (async, or a sync run past its timeout)"),
 }
+_EVENTS = {
+    200: {
+        "description": "with stream: true, OpenAI's image streaming events (partial_image, completed, error)",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 _NO_QUERY = ImageQuery()
+_NO_STREAM = StreamParams()
 _ID_TEXT = "the task's id (id or task_id of its create answer)"
 
 
@@ -122,6 +131,7 @@ def create_doc(prefix: str, kind: str) -> Operation:
         form=ImageEditForm if edit else ImageGenerationForm,
         query=ImageQuery,
         headers={"Prefer": "wait=N with async: wait up to N seconds (at most 60) for the task to finish"},
+        raw_responses={} if router else _EVENTS,
     )
 
 
@@ -161,6 +171,7 @@ class OpenAIDialect:
         callback_url = sent.callback_url or query.callback_url
         fields.pop("async", None)
         fields.pop("callback_url", None)
+        streamed = self._stream_params(fields, is_async, default_format)
         refs = await image_refs(body.images, ctx.max_image_bytes)
         if edit and default_format == "png" and not any(r.role == "image" for r in refs):
             raise GatewayError.bad("image", "'image' is required on the edits endpoint")
@@ -171,15 +182,31 @@ class OpenAIDialect:
             params=fields,
             base_url=ctx.base_url,
             images=refs,
-            run="async" if is_async else "sync",
+            run="async" if is_async or streamed.stream else "sync",
             wait=prefer_wait(request) if is_async else None,
             callback_url=callback_url,
             default_output_format=default_format,
             default_response_format="model" if default_format == "png" else "url",  # OpenAI's: b64 for GPT Image
+            stream=bool(streamed.stream),
+            partial_images=streamed.partial_images or 0,
         )
+
+    @staticmethod
+    def _stream_params(fields: dict[str, Any], is_async: bool, default_format: OutputFormat) -> StreamParams:
+        """``stream`` and ``partial_images`` on /v1/images/* (ImageRouter's paths ignore them, as before)."""
+        if default_format != "png" or ("stream" not in fields and "partial_images" not in fields):
+            return _NO_STREAM
+        streamed = check(StreamParams, given(fields))
+        fields.pop("stream", None)
+        fields.pop("partial_images", None)
+        if streamed.stream and is_async:
+            raise GatewayError.bad("stream", "'stream' cannot be combined with 'async': poll the task instead")
+        return streamed
 
     def render(self, outcome: Outcome) -> Response:
         view = outcome.task
+        if outcome.events is not None:
+            return stream_response(outcome.events, view)
         if view.is_async or not view.status.terminal:  # queued, or a sync run past its timeout: poll it
             return FastJSON(task_object(view), status_code=200 if view.status.terminal else 202)
         if view.status != TaskStatus.succeeded:

@@ -78,7 +78,22 @@ class ImageParams(BaseModel):
     run_async: bool | None = Field(None, alias="async", description="true: answer 202 with a task to poll at once")
 
 
-class ImageGeneration(ImageParams):
+class StreamParams(BaseModel):
+    """Streaming, on ``/v1/images/*`` only: ImageRouter's paths (``/v1/openai/images/*``) ignore these."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stream: bool | None = Field(
+        None,
+        description="true: answer text/event-stream with OpenAI's image_generation.* (image_edit.* for edits) "
+        "events; the task is stored, billed and listed like any other, and finishes if the client leaves",
+    )
+    partial_images: int | None = Field(
+        None, ge=0, le=3, description="previews streamed before the image, where the model makes them (fewer may come)"
+    )
+
+
+class ImageGeneration(ImageParams, StreamParams):
     """A generation (JSON). Input images make it an edit, on models that take them."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [_GENERATION]})
@@ -88,7 +103,7 @@ class ImageGeneration(ImageParams):
     mask: ImageString | None = Field(None, description="where to edit: transparent pixels, the size of image 1")
 
 
-class ImageGenerationForm(ImageParams):
+class ImageGenerationForm(ImageParams, StreamParams):
     """A generation (multipart/form-data)."""
 
     image: list[bytes] | None = Field(None, description=_FILE_TEXT)

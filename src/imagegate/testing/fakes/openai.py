@@ -9,6 +9,15 @@ an alpha channel and the first image's size, ``moderation`` (auto, low) and an e
 ``input_fidelity`` per model, ``moderation_blocked`` / ``content_policy_violation``
 400s, 429 ``rate_limit_exceeded`` with ``retry-after``, and 500 ``server_error``.
 
+Streaming (GPT image models, as openai-python's ``ImageGenStreamEvent`` / ``ImageEditStreamEvent``
+types and OpenAI's image-generation guide describe it): ``stream`` true (``"true"`` in a form) answers
+``text/event-stream``; ``partial_images`` (0-3, else a 400 naming it) previews come first as
+``image_generation.partial_image`` (``image_edit.partial_image`` on edits) events with ``b64_json``
+and a 0-based ``partial_image_index``, then one ``*.completed`` event with the image and ``usage``;
+each event's ``event:`` name equals its data's ``type``, and each carries ``size``, ``quality``,
+``background``, ``output_format`` and ``created_at``. Previews here are the final picture at a
+coarser scale, the size of the final one; streaming with ``n`` above 1 is refused (400 on ``n``).
+
 ``gateway=True`` (the ``openai_compat`` fake) behaves like a lenient OpenAI-shaped gateway (xAI,
 Together, ...): any ``WxH`` size, no per-family field rules, ``data[].url`` unless
 ``response_format=b64_json``.
@@ -28,6 +37,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from imagegate.testing.fakes.openai_stream import event_stream, streamed
 from imagegate.testing.fakes.server import Endpoint, fake_app
 from imagegate.testing.fakes.state import FakeState, trigger
 
@@ -243,8 +253,31 @@ def usage(n: int) -> dict[str, Any]:
     }
 
 
-async def answer(state: FakeState, body: dict[str, Any], checked: Checked, first: tuple[int, int] | None) -> Response:
+def check_stream(fam: str, body: dict[str, Any]) -> Response | int:
+    """The previews a streamed request asks for, or OpenAI's 400."""
+    if not fam.startswith("gpt-image"):
+        return err(400, "Streaming is not supported for this model.", param="stream", code="unsupported_value")
+    raw = body.get("partial_images", 0)
+    try:
+        count = int(raw)
+    except (TypeError, ValueError):
+        return err(400, f"Invalid type for 'partial_images': {raw!r}.", param="partial_images", code="invalid_type")
+    if not 0 <= count <= 3:
+        return err(
+            400, "Invalid 'partial_images': must be between 0 and 3.", param="partial_images", code="invalid_value"
+        )
+    if int(body.get("n", 1)) != 1:
+        return err(400, "Streaming supports n=1 only.", param="n", code="invalid_value")
+    return count
+
+
+async def answer(
+    state: FakeState, body: dict[str, Any], checked: Checked, first: tuple[int, int] | None, *, edit: bool = False
+) -> Response:
     fam, dims = checked
+    previews = check_stream(fam, body) if streamed(body) else None
+    if isinstance(previews, Response):
+        return previews
     gpt = fam.startswith("gpt-image")
     n = int(body.get("n", 1))
     w, h = auto_size(first) if dims == (0, 0) else dims
@@ -272,6 +305,8 @@ async def answer(state: FakeState, body: dict[str, Any], checked: Checked, first
             size=f"{w}x{h}",
             usage=usage(n),
         )
+    if previews is not None:
+        return event_stream(out, png, fmt, previews, "image_edit" if edit else "image_generation")
     return JSONResponse(out)
 
 
@@ -358,7 +393,7 @@ async def edits(request: Request, state: FakeState, *, gateway: bool = False) ->
     if (r := triggered(str(body["prompt"]), checked[0])) is not None:
         return r
     state.submitted(images=int(body.get("n", 1)))
-    return await answer(state, body, checked, decoded[0].size)
+    return await answer(state, body, checked, decoded[0].size, edit=True)
 
 
 def routes(*, gateway: bool) -> list[Endpoint]:
