@@ -243,7 +243,8 @@ class OpenAIProvider(Provider):
             ) from exc
         data = await asyncio.to_thread(b64.decode, str(completed.get("b64_json") or ""))
         mime = MIME.get(codecs.sniff_format(data) or req.output_format)
-        return ProviderResult(images=[GeneratedImage(data=data, mime=mime)], usage=completed.get("usage"))
+        usage = completed.get("usage")
+        return ProviderResult(images=[GeneratedImage(data=data, mime=mime)], usage=usage, tokens=openai_usage(usage))
 
     async def _previews(
         self, resp: httpx.Response, on_progress: Callable[[PollResult], Awaitable[None]]
