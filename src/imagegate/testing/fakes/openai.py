@@ -37,7 +37,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from imagegate.testing.fakes.openai_stream import event_stream, streamed
+from imagegate.testing.fakes.openai_stream import check_stream, err, event_stream, streamed
 from imagegate.testing.fakes.server import Endpoint, fake_app
 from imagegate.testing.fakes.state import FakeState, trigger
 
@@ -50,20 +50,6 @@ GPT_QUALITIES = ["auto", "low", "medium", "high"]
 GPT_ONLY = ("background", "moderation", "output_format", "output_compression")
 #: (model family, output size; (0, 0) for ``auto``) of a request that passed validation
 Checked = tuple[str, tuple[int, int]]
-
-
-def err(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": type_, "param": param, "code": code}}, status, headers=headers
-    )
 
 
 def family(model: str) -> str:
@@ -251,24 +237,6 @@ def usage(n: int) -> dict[str, Any]:
         "output_tokens_details": {"text_tokens": 0, "image_tokens": 1056 * n},
         "total_tokens": 50 + 1056 * n,
     }
-
-
-def check_stream(fam: str, body: dict[str, Any]) -> Response | int:
-    """The previews a streamed request asks for, or OpenAI's 400."""
-    if not fam.startswith("gpt-image"):
-        return err(400, "Streaming is not supported for this model.", param="stream", code="unsupported_value")
-    raw = body.get("partial_images", 0)
-    try:
-        count = int(raw)
-    except (TypeError, ValueError):
-        return err(400, f"Invalid type for 'partial_images': {raw!r}.", param="partial_images", code="invalid_type")
-    if not 0 <= count <= 3:
-        return err(
-            400, "Invalid 'partial_images': must be between 0 and 3.", param="partial_images", code="invalid_value"
-        )
-    if int(body.get("n", 1)) != 1:
-        return err(400, "Streaming supports n=1 only.", param="n", code="invalid_value")
-    return count
 
 
 async def answer(

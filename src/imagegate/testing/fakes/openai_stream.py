@@ -1,4 +1,4 @@
-"""The streamed answer of the fake OpenAI Images API (see :mod:`imagegate.testing.fakes.openai`).
+"""The fake OpenAI Images API's error envelope and its streamed answer (see :mod:`imagegate.testing.fakes.openai`).
 
 Previews are the final picture at a coarser scale, the size of the final one, as OpenAI's are
 progressively finer renders of it; the events follow openai-python's ``ImageGenStreamEvent`` and
@@ -15,7 +15,39 @@ from collections.abc import Iterator
 from typing import Any
 
 from PIL import Image
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+
+def err(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}, status, headers=headers
+    )
+
+
+def check_stream(fam: str, body: dict[str, Any]) -> Response | int:
+    """The previews a streamed request asks for, or OpenAI's 400."""
+    if not fam.startswith("gpt-image"):
+        return err(400, "Streaming is not supported for this model.", param="stream", code="unsupported_value")
+    raw = body.get("partial_images", 0)
+    try:
+        count = int(raw)
+    except (TypeError, ValueError):
+        return err(400, f"Invalid type for 'partial_images': {raw!r}.", param="partial_images", code="invalid_type")
+    if not 0 <= count <= 3:
+        return err(
+            400, "Invalid 'partial_images': must be between 0 and 3.", param="partial_images", code="invalid_value"
+        )
+    if int(body.get("n", 1)) != 1:
+        return err(400, "Streaming supports n=1 only.", param="n", code="invalid_value")
+    return count
 
 
 def streamed(body: dict[str, Any]) -> bool:
