@@ -10,6 +10,8 @@ and say why, except under CI, where they fail: CI must run them.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -36,6 +38,18 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"{reason} (CI runs these tests)")
 
 
+@contextlib.contextmanager
+def exclusive(name: str) -> Any:
+    """One installer at a time across the test processes (pytest-xdist workers share ``.cache/``)."""
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with open(CACHE.parent / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def versions() -> dict[str, str]:
     """The packages the scripts import, at the exact versions the lock pins."""
     return dict(json.loads((CLIENTS / "package.json").read_text())["dependencies"])
@@ -47,6 +61,15 @@ def installed() -> Path:
         unavailable("node and npm are not installed")
     lock = (CLIENTS / "package-lock.json").read_bytes()
     home = CACHE / hashlib.sha256(lock).hexdigest()[:16]
+    with exclusive("node"):
+        _install_node(home)
+        for script in CLIENTS.glob("*.mjs"):  # ES modules resolve packages beside the script
+            if not (home / script.name).exists() or (home / script.name).read_bytes() != script.read_bytes():
+                shutil.copy(script, home / script.name)
+    return home
+
+
+def _install_node(home: Path) -> None:
     if not (home / "node_modules" / ".package-lock.json").exists():
         work = home.with_name(home.name + f".tmp{os.getpid()}")
         shutil.rmtree(work, ignore_errors=True)
@@ -63,9 +86,6 @@ def installed() -> Path:
         assert run.returncode == 0, f"npm ci failed:\n{run.stdout}\n{run.stderr}"
         shutil.rmtree(home, ignore_errors=True)
         work.rename(home)
-    for script in CLIENTS.glob("*.mjs"):  # ES modules resolve packages beside the script
-        shutil.copy(script, home / script.name)
-    return home
 
 
 def run_script(home: Path, script: str, env: dict[str, str], stdin: str | None = None) -> dict[str, Any]:
@@ -89,34 +109,24 @@ def litellm_python() -> Path:
     from bench.litellm_env import VERSION
 
     home = LITELLM_CACHE / VERSION
+    with exclusive("litellm"):
+        return _install_litellm(home, VERSION)
+
+
+def _install_litellm(home: Path, version: str) -> Path:
     python = home / "bin" / "python"
     if (home / "installed").exists():
         return python
     shutil.rmtree(home, ignore_errors=True)  # a run stopped half-way: start again
     steps = [
         [sys.executable, "-m", "venv", str(home)],
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"litellm=={VERSION}"],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"litellm=={version}"],
     ]
     for step in steps:
         run = subprocess.run(step, capture_output=True, text=True, timeout=900)
         if run.returncode != 0:
-            unavailable(f"litellm=={VERSION} could not be installed: {run.stderr.strip()[-300:]}")
-    (home / "installed").write_text(VERSION)
-    return python
-    work = home.with_name(home.name + f".tmp{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    steps = [
-        [sys.executable, "-m", "venv", str(work)],
-        [str(work / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"litellm=={VERSION}"],
-    ]
-    for step in steps:
-        run = subprocess.run(step, capture_output=True, text=True, timeout=900)
-        if run.returncode != 0:
-            unavailable(f"litellm=={VERSION} could not be installed: {run.stderr.strip()[-300:]}")
-    (work / "installed").write_text(VERSION)
-    shutil.rmtree(home, ignore_errors=True)
-    work.rename(home)  # a venv's scripts name their folder: re-create them under the final name
-    subprocess.run([sys.executable, "-m", "venv", "--upgrade", str(home)], check=True, timeout=120)
+            unavailable(f"litellm=={version} could not be installed: {run.stderr.strip()[-300:]}")
+    (home / "installed").write_text(version)
     return python
 
 
