@@ -158,3 +158,17 @@ def test_standard_webhooks_node_verifies_a_callback(
     assert out["tampered"] == "WebhookVerificationError"
     url = out["payload"]["data"][0]["url"]
     assert Image.open(io.BytesIO(httpx.get(url, timeout=30).content)).size == (64, 64)
+
+
+def test_openai_node_sdk_streams_previews_then_the_image(
+    node_home: Path, sandbox: ServerProc, key: str, pictures: dict[str, str]
+) -> None:
+    out = run_script(node_home, "openai_node_stream.mjs", client_env(sandbox, key, pictures))
+    gen = out["generate"]
+    assert [e["type"] for e in gen] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
+    assert [e["index"] for e in gen[:2]] == [0, 1]
+    assert all(b64_image(e["b64_json"]).size == (1024, 1024) for e in gen)  # previews and the final image
+    assert_openai_usage(gen[-1]["usage"])
+    edit = out["edit"]
+    assert [e["type"] for e in edit] == ["image_edit.partial_image", "image_edit.completed"]
+    assert b64_image(edit[-1]["b64_json"]).size == (1024, 1024)  # GPT Image's square for a square input
