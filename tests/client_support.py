@@ -3,8 +3,10 @@
 - Node.js: the exact packages of ``tests/clients/package-lock.json``, installed into
   ``.cache/node/<hash of the lock>`` with ``npm ci``; reruns find them there and install nothing.
 - LiteLLM: its own virtual environment, ``.cache/litellm/<version>`` (the version bench/ pins).
+- LangChain's ``DallEAPIWrapper``: its own virtual environment holding the exact versions of
+  ``LANGCHAIN``, ``.cache/langchain/<those versions>``.
 
-Without ``node`` and ``npm``, or without a way to install LiteLLM, the tests that need them skip
+Without ``node`` and ``npm``, or without a way to install the Python clients, the tests that need them skip
 and say why, except under CI, where they fail: CI must run them.
 """
 
@@ -26,6 +28,9 @@ import pytest
 CLIENTS = Path(__file__).parent / "clients"
 CACHE = Path(__file__).parent.parent / ".cache" / "node"
 LITELLM_CACHE = CACHE.parent / "litellm"
+LANGCHAIN_CACHE = CACHE.parent / "langchain"
+# LangChain's community package and the openai SDK it drives, pinned together; bump on purpose.
+LANGCHAIN = {"langchain-community": "0.4.2", "openai": "3.57.0"}
 
 
 def in_ci() -> bool:
@@ -108,25 +113,32 @@ def litellm_python() -> Path:
     """The Python of a virtual environment holding ``litellm==<bench's pin>``; installs on first use."""
     from bench.litellm_env import VERSION
 
-    home = LITELLM_CACHE / VERSION
     with exclusive("litellm"):
-        return _install_litellm(home, VERSION)
+        return _install_venv(LITELLM_CACHE / VERSION, {"litellm": VERSION})
 
 
-def _install_litellm(home: Path, version: str) -> Path:
+def langchain_python() -> Path:
+    """The Python of a virtual environment holding the packages of ``LANGCHAIN``; installs on first use."""
+    home = LANGCHAIN_CACHE / "+".join(f"{name}-{version}" for name, version in LANGCHAIN.items())
+    with exclusive("langchain"):
+        return _install_venv(home, LANGCHAIN)
+
+
+def _install_venv(home: Path, pins: dict[str, str]) -> Path:
     python = home / "bin" / "python"
     if (home / "installed").exists():
         return python
     shutil.rmtree(home, ignore_errors=True)  # a run stopped half-way: start again
+    wanted = [f"{name}=={version}" for name, version in pins.items()]
     steps = [
         [sys.executable, "-m", "venv", str(home)],
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"litellm=={version}"],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *wanted],
     ]
     for step in steps:
         run = subprocess.run(step, capture_output=True, text=True, timeout=900)
         if run.returncode != 0:
-            unavailable(f"litellm=={version} could not be installed: {run.stderr.strip()[-300:]}")
-    (home / "installed").write_text(version)
+            unavailable(f"{' '.join(wanted)} could not be installed: {run.stderr.strip()[-300:]}")
+    (home / "installed").write_text("\n".join(wanted) + "\n")
     return python
 
 

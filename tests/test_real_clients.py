@@ -1,6 +1,6 @@
 """Real clients, unchanged, against `imagegate serve --sandbox` on loopback: the openai Node and
-Python SDKs, the Vercel AI SDK, LiteLLM's ``image_generation``, and the Standard Webhooks Node
-library verifying a callback the gateway sent.
+Python SDKs, the Vercel AI SDK, LiteLLM's ``image_generation``, LangChain's ``DallEAPIWrapper``, and
+the Standard Webhooks Node library verifying a callback the gateway sent.
 
 The Node packages are the exact versions of ``tests/clients/package-lock.json`` (see
 ``tests/client_support.py``); the scripts beside it print what the client returned, and the
@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.async_support import Receiver, wait_until
-from tests.client_support import installed, litellm_python, run_python, run_script
+from tests.client_support import installed, langchain_python, litellm_python, run_python, run_script
 from tests.conftest import ImageHost, ServerProc, decode, server_env
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -133,6 +133,16 @@ def test_litellm_image_generation(sandbox: ServerProc, key: str) -> None:
     assert out["gpt"]["url"] is None and b64_image(out["gpt"]["b64_json"]).size == (1024, 1024)
     assert out["dalle"]["b64_json"] is None and out["dalle"]["url"].startswith(sandbox.url)
     assert out["moderated"] == {"name": "ContentPolicyViolationError", "content_policy": True}
+
+
+def test_langchain_dalle_wrapper(sandbox: ServerProc, key: str) -> None:
+    out = run_python(langchain_python(), "langchain_client.py", {"IG_BASE_URL": sandbox.url, "IG_API_KEY": key})
+    [url] = out["urls"]  # dall-e-3 makes one image; the wrapper hands back its url
+    assert url.startswith(sandbox.url)
+    assert decode(httpx.get(url, timeout=30).content).size == (1792, 1024)
+    request = sandbox.query("SELECT request FROM tasks WHERE model = ? ORDER BY created_at", "dall-e-3")[-1][0]
+    assert request["quality"] == "hd"  # the wrapper's own field, sent as OpenAI's
+    assert out["moderated"] == {"name": "BadRequestError", "code": "content_policy_violation"}
 
 
 def test_standard_webhooks_node_verifies_a_callback(
