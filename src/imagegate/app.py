@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from imagegate.api import admin_keys, admin_ops, errors, files, system, tasks, uploads, webhooks
 from imagegate.api.access import AccessMiddleware, configure_access_log
+from imagegate.api.console import install_console
 from imagegate.api.deps import Gateway
 from imagegate.api.dialects.apimodels import ApimodelsDialect
 from imagegate.api.dialects.base import Dialect
@@ -279,5 +280,6 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
         add_dialect(app.router, dialect)
     for module in (system, files, tasks, uploads, webhooks, admin_keys, admin_ops):
         app.include_router(module.router)
+    install_console(app)
     install_docs(app)
     return app

@@ -1,0 +1,198 @@
+"""The console at /console, driven in headless Chromium (Playwright) against a real server: sign in,
+generate and see the picture, a refusal shown naming its parameter, create and revoke a key, and a
+normal key seeing only the playground. Every request the page makes goes to the gateway itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+
+from tests.admin_support import Api, admin_api, start_server
+from tests.conftest import ServerProc
+
+CHROMIUM = Path("/usr/bin/chromium")
+LOOPBACK = {"127.0.0.1", "localhost"}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    srv = start_server(tmp_path_factory)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(gw: ServerProc) -> Api:
+    return admin_api(gw)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install Debian's `chromium` package to run the console's browser tests"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+class Visit:
+    """A fresh browser context on the console: any request off this machine is refused and recorded,
+    and so is any script error."""
+
+    def __init__(self, browser: Browser, gw: ServerProc, shots: Path, viewport: dict[str, int] | None = None) -> None:
+        self.gw, self.shots = gw, shots
+        self.context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})  # type: ignore[arg-type]
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        self.context.route("**/*", self._guard)
+        self.page: Page = self.context.new_page()
+        self.page.on("console", self._logged)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _guard(self, route: Route) -> None:
+        # the gateway, or on the cluster profile its S3 store's presigned links: both on loopback
+        if urlsplit(route.request.url).hostname in LOOPBACK:
+            route.continue_()
+        else:
+            self.foreign.append(route.request.url)
+            route.abort()
+
+    def _logged(self, message: ConsoleMessage) -> None:
+        # the gateway's refusals (401, 403, 400) show as failed loads: the page handles those
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
+
+    def sign_in(self, key: str) -> Page:
+        page = self.page
+        page.goto(self.gw.url + "/console")
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("tab", name="Playground")).to_be_visible()
+        expect(page.get_by_label("Model")).to_have_value("test/test")
+        return page
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.foreign == [], self.foreign
+        assert self.errors == [], self.errors
+
+
+def test_page_and_assets_are_served_outside_the_openapi_document(gw: ServerProc) -> None:
+    page = httpx.get(gw.url + "/console", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset, kind in (("console.js", "javascript"), ("console.css", "text/css")):
+        r = httpx.get(f"{gw.url}/console/assets/{asset}", timeout=30)
+        assert r.status_code == 200 and kind in r.headers["content-type"], (asset, r.headers)
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing from another host
+    paths = httpx.get(gw.url + "/openapi.json", timeout=30).json()["paths"]
+    assert not [p for p in paths if p.startswith("/console")]
+
+
+def test_admin_generates_and_sees_a_readable_refusal(
+    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
+) -> None:
+    visit = Visit(browser, gw, tmp_path)
+    page = visit.sign_in(admin.key or "")
+    expect(page.get_by_role("tab", name="Keys")).to_be_visible()
+    sizes = page.locator("#size option").all_inner_texts()
+    assert "64x64" in sizes and "2048x2048" in sizes and "custom…" in sizes, sizes
+    page.get_by_label("Model").select_option("test/priced")  # its rule stops at 2048 a side
+    assert "2048x2048" in page.locator("#size option").all_inner_texts()
+    page.get_by_label("Model").select_option("test/test")
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("a lighthouse at dusk")
+    page.get_by_role("button", name="Generate").click()
+    img = page.locator("#results img").first
+    expect(img).to_be_visible()
+    page.wait_for_function("() => document.querySelector('#results img')?.complete")
+    assert img.evaluate("i => i.naturalWidth") == 64 and img.evaluate("i => i.naturalHeight") == 64
+    link = page.get_by_role("link", name="Download")
+    assert "/v1/files/" in (link.get_attribute("href") or "") and link.get_attribute("download")
+    expect(page.locator("#results .facts")).to_contain_text("cost $0")
+    expect(page.locator("#results .facts")).to_contain_text("latency")
+    visit.shot("playground")
+
+    page.get_by_label("Size", exact=True).select_option("custom")
+    page.get_by_label("Custom size (width x height)").fill("10x10")
+    page.get_by_role("button", name="Generate").click()
+    alert = page.locator("#generate-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Error 400")
+    expect(alert).to_contain_text("parameter: size")
+    expect(alert).to_contain_text("is not supported by model 'test/test'")
+    visit.shot("playground-error")
+    visit.close()
+
+
+def test_admin_creates_and_revokes_a_key(gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path) -> None:
+    visit = Visit(browser, gw, tmp_path)
+    page = visit.sign_in(admin.key or "")
+    page.get_by_role("tab", name="Keys").click()
+    expect(page.get_by_role("table", name="API keys")).to_contain_text("root")
+    page.get_by_label("Name", exact=True).fill("from-console")
+    page.get_by_label("Credits (USD)").fill("2.5")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-secret-value")
+    expect(secret).to_have_text(_starts_with("ig-"))
+    value = secret.inner_text()
+    assert Api(gw, value)("GET", "/v1/tasks").status_code == 200
+    row = page.locator("tr", has_text="from-console")
+    expect(row).to_contain_text("$2.5")
+    expect(row).to_contain_text("active")
+    visit.shot("keys-created")
+
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Revoke from-console").click()
+    expect(row).to_contain_text("revoked")
+    expect(page.get_by_role("button", name="Revoke from-console")).to_have_count(0)
+    assert Api(gw, value)("GET", "/v1/tasks").status_code == 401
+    assert value not in page.locator("#keys-table").inner_text()
+    visit.shot("keys-revoked")
+    visit.close()
+
+
+def test_normal_key_sees_only_the_playground_at_phone_width(
+    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
+) -> None:
+    _, secret = admin.new_key(name="plain")
+    visit = Visit(browser, gw, tmp_path, viewport=PHONE)
+    page = visit.page
+    page.goto(gw.url + "/console")
+    page.get_by_label("API key").fill("ig-not-a-key")
+    page.keyboard.press("Enter")
+    expect(page.locator("#signin-error")).to_contain_text("That key is not valid.")
+    visit.shot("signin-refused")
+    visit.sign_in(secret)
+    expect(page.get_by_role("tab", name="Keys")).to_be_hidden()
+    expect(page.locator("#panel-keys")).to_be_hidden()
+    page.reload()  # the key stays for the tab's session
+    expect(page.get_by_role("tab", name="Playground")).to_be_visible()
+    expect(page.get_by_role("tab", name="Keys")).to_be_hidden()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width  # nothing wider than the phone
+    visit.shot("playground-phone")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.length") == 0
+    visit.close()
+
+
+def _starts_with(prefix: str) -> object:
+    import re
+
+    return re.compile("^" + re.escape(prefix))
