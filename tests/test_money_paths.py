@@ -271,3 +271,24 @@ async def test_a_run_canceled_before_it_settles_leaves_no_output_behind(
     task = await gw.wait_status(r.json()["id"], "canceled")
     await wait_for(lambda: not _outputs(gw), what="the stored images to be removed")
     assert task.reserved_micros and await gw.balance(key_id) == 1_000_000
+
+
+# -- billed by token ----------------------------------------------------------------------------------
+
+
+async def test_a_model_billed_by_token_is_charged_the_tokens_it_used(gw: InProcess) -> None:
+    """gemini-2.5-flash-image reserves its per-image price and settles what Google's usage says it cost."""
+    key_id, h = await gw.key(credits=1.0)
+    body = {"model": "gemini-2.5-flash-image", "prompt": "a lighthouse", "response_format": "b64_json"}
+    r = await gw.post("/v1/images/generations", h, body)
+    assert r.status_code == 200, r.text
+    usage = r.json()["usage"]  # the fake reports Google's counts: 12 prompt tokens, 1290 for the image
+    assert (usage["input_tokens"], usage["output_tokens"]) == (12, 1290)
+    spent = round((12 * 0.30 + 1290 * 30.0) / 1_000_000 * 1e6)  # micro-dollars: 38,704, not the listed 39,000
+    task = await gw.task(r.headers["x-imagegate-task-id"])
+    assert task.reserved_micros == 39_000 and task.cost_micros == spent
+    assert r.json()["cost"] == pytest.approx(spent / 1e6)
+    assert await gw.balance(key_id) == 1_000_000 - spent
+    models = (await gw.http.get("/v1/models")).json()["data"]
+    [entry] = [m for m in models if m["id"] == "gemini-2.5-flash-image"]
+    assert entry["pricing"]["per_million_tokens"]["output"] == 30.0

@@ -8,6 +8,7 @@ an upstream needs lives here once and both sides read the same value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,9 +29,29 @@ class PriceRule(_Strict):
     per_image: float
 
 
+class TokenPrice(_Strict):
+    """USD per million tokens, where the upstream bills by token: the cost settled from the usage it reports."""
+
+    text_input: float = Field(0.0, ge=0)
+    image_input: float = Field(0.0, ge=0)
+    output: float = Field(ge=0)
+
+    def cost(self, usage: Mapping[str, Any] | None) -> float | None:
+        """The price of ``usage`` (OpenAI's shape), or None when the upstream reported none."""
+        if not usage:
+            return None
+        details = usage.get("input_tokens_details") or {}
+        image = int(details.get("image_tokens") or 0)
+        text = int(details.get("text_tokens", int(usage.get("input_tokens") or 0) - image))
+        output = int(usage.get("output_tokens") or 0)
+        return (text * self.text_input + image * self.image_input + output * self.output) / 1_000_000
+
+
 class Price(_Strict):
     per_image: float | None = None  # flat price
     rules: list[PriceRule] = Field(default_factory=list)
+    #: billed by token: the per-image price is then what is reserved, and the tokens settle the cost
+    per_million_tokens: TokenPrice | None = None
     estimate: bool = False  # true where the list price is our estimate
     note: str | None = None
 
@@ -56,6 +77,8 @@ class Price(_Strict):
             out["rules"] = [r.model_dump() for r in self.rules]
             if self.per_image is not None:
                 out["default_per_image"] = self.per_image
+        if self.per_million_tokens is not None:
+            out["per_million_tokens"] = self.per_million_tokens.model_dump()
         if self.estimate:
             out["estimate"] = True
         if self.note:

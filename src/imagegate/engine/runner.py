@@ -239,7 +239,8 @@ class Runner:
     async def _settle(
         self, task: Task, model: CatalogModel, req: ImageRequest, outcome: RouteOutcome, stored: Stored, started: float
     ) -> Finished | None:
-        """Charge the serving deployment's price for the images delivered, never more than was reserved.
+        """Charge the serving deployment's price for the images delivered, never more than was reserved (a
+        model the catalog prices per million tokens is charged the tokens the upstream reported using).
 
         An upstream may answer with fewer images than ``n`` (safety filters drop some; a fan-out call
         fails part-way). The delivered ones are kept and charged and the missing ones refunded, in the
@@ -249,7 +250,9 @@ class Runner:
         """
         dep = outcome.deployment
         delivered = len(stored.entries)
-        cost = to_micros(model.price_for(dep).unit(price_facts(req)) * delivered)
+        price = model.price_for(dep)
+        by_tokens = price.per_million_tokens.cost(outcome.result.tokens) if price.per_million_tokens else None
+        cost = to_micros(by_tokens if by_tokens is not None else price.unit(price_facts(req)) * delivered)
         cost = min(cost, task.reserved_micros) if task.reserved_micros else cost
         if delivered < req.n:
             log.warning(
