@@ -1,10 +1,13 @@
 """The console at /console, driven in headless Chromium (Playwright) against a real server: sign in,
 generate and see the picture, a refusal shown naming its parameter, create and revoke a key, and a
-normal key seeing only the playground. Every request the page makes goes to the gateway itself."""
+normal key seeing only the playground and its tasks, the Tasks tab (a playground task listed, a stale
+Cancel refused readably), and topping a key up. Every request the page makes goes to the gateway itself."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -179,6 +182,7 @@ def test_normal_key_sees_only_the_playground_at_phone_width(
     visit.shot("signin-refused")
     visit.sign_in(secret)
     expect(page.get_by_role("tab", name="Keys")).to_be_hidden()
+    expect(page.get_by_role("tab", name="Tasks")).to_be_visible()
     expect(page.locator("#panel-keys")).to_be_hidden()
     page.reload()  # the key stays for the tab's session
     expect(page.get_by_role("tab", name="Playground")).to_be_visible()
@@ -189,6 +193,96 @@ def test_normal_key_sees_only_the_playground_at_phone_width(
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("() => sessionStorage.length") == 0
+    visit.close()
+
+
+def test_tasks_tab_lists_a_playground_task_and_shows_a_refused_cancel(
+    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
+) -> None:
+    _, secret = admin.new_key(name="tasks-owner")
+    mine = Api(gw, secret)
+    visit = Visit(browser, gw, tmp_path, viewport=PHONE)
+    page = visit.sign_in(secret)
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("a tasks tab")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#results img").first).to_be_visible()
+    played = mine.ok("GET", "/v1/tasks?limit=1")["data"][0]["id"]
+
+    page.get_by_role("tab", name="Tasks").click()
+    table = page.get_by_role("table", name="Recent tasks")
+    row = table.locator("tr", has_text=played)
+    expect(row).to_contain_text("succeeded")
+    expect(row).to_contain_text("test/test")
+    expect(row).to_contain_text("$0")
+    expect(row.get_by_role("button", name=f"Cancel task {played}")).to_have_count(0)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width  # the table scrolls inside its box
+    visit.shot("tasks")
+
+    # The test catalog has no slow model: an async task finishes at once, so the page is shown a stale
+    # listing (the task still running, as it was a moment ago) and its Cancel meets the API's 409.
+    created = mine.generate(**{"async": True})
+    assert created.status_code == 202, created.text
+    task_id = created.json()["id"]
+    deadline = time.monotonic() + 30
+    while mine.ok("GET", f"/v1/tasks/{task_id}")["status"] != "succeeded":
+        assert time.monotonic() < deadline, "the async task did not finish"
+        time.sleep(0.05)
+
+    def stale(route: Route) -> None:
+        answer = route.fetch()
+        listing = answer.json()
+        for task in listing["data"]:
+            if task["id"] == task_id:
+                task.update(status="running", progress=50, completed_at=None)
+        route.fulfill(response=answer, body=json.dumps(listing))
+
+    page.route("**/v1/tasks?limit=20", stale)
+    page.get_by_role("button", name="Refresh").click()
+    row = table.locator("tr", has_text=task_id)
+    expect(row).to_contain_text("running")
+    expect(row).to_contain_text("50%")
+    row.get_by_role("button", name=f"Cancel task {task_id}").click()
+    alert = page.locator("#tasks-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Error 409")
+    expect(alert).to_contain_text("already finished (succeeded); only queued or running tasks can be canceled")
+    visit.shot("tasks-cancel-refused")
+    page.unroute("**/v1/tasks?limit=20")
+    page.get_by_role("button", name="Refresh").click()
+    expect(alert).to_be_hidden()
+    expect(row).to_contain_text("succeeded")
+    expect(row.get_by_role("button", name=f"Cancel task {task_id}")).to_have_count(0)
+    visit.close()
+
+
+def test_admin_tops_up_a_key_and_sees_the_refusal_for_an_unlimited_one(
+    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
+) -> None:
+    topped, _ = admin.new_key(name="topped", credits=2.5)
+    admin.new_key(name="open-ended")  # no credits: unlimited
+    visit = Visit(browser, gw, tmp_path)
+    page = visit.sign_in(admin.key or "")
+    page.get_by_role("tab", name="Keys").click()
+    row = page.locator("tr", has_text="topped")
+    expect(row).to_contain_text("$2.5")
+    page.get_by_label("Top-up amount for topped (USD)").fill("1.5")
+    page.get_by_role("button", name="Top up topped").click()
+    expect(row.locator(".credits")).to_have_text("$4")
+    assert admin.ok("GET", f"/admin/v1/keys/{topped}")["credits"] == 4.0
+    expect(page.get_by_label("Top-up amount for topped (USD)")).to_have_value("")
+    visit.shot("keys-topped-up")
+
+    page.get_by_label("Top-up amount for open-ended (USD)").fill("1")
+    page.get_by_role("button", name="Top up open-ended").click()
+    alert = page.locator("#keys-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Error 400")
+    expect(alert).to_contain_text("this key has unlimited credits")
+    expect(alert).to_contain_text("parameter: add_credits")
+    expect(page.locator("tr", has_text="open-ended").locator(".credits")).to_have_text("unlimited")
+    visit.shot("keys-topup-refused")
     visit.close()
 
 

@@ -1,4 +1,5 @@
-// imagegate console: sign in with an API key, generate in the playground, manage keys (admin keys).
+// imagegate console: sign in with an API key, generate in the playground, see and cancel the key's tasks,
+// manage and top up keys (admin keys).
 // Plain ES module, no framework, no build step; every call goes to this gateway's own API.
 
 const STORE = "imagegate.console.key";
@@ -8,6 +9,7 @@ const PRESETS = [
 ];
 const CUSTOM = "custom";
 const DEFAULT = "";
+const LIVE = new Set(["queued", "running"]);  // a task in these states can still be canceled
 
 const $ = (id) => document.getElementById(id);
 const state = { key: null, admin: false, models: [] };
@@ -80,7 +82,10 @@ function signOut() {
   $("sign-out").hidden = true;
   $("panel-playground").hidden = true;
   $("panel-keys").hidden = true;
+  $("panel-tasks").hidden = true;
   $("results").replaceChildren();
+  $("tasks-table").tBodies[0].replaceChildren();
+  $("tasks-status").textContent = "";
   $("keys-table").tBodies[0].replaceChildren();
   $("api-key").value = "";
   $("api-key").focus();
@@ -110,6 +115,7 @@ function selectTab(name, focus = false) {
     $(tab.getAttribute("aria-controls")).hidden = !on;
     if (on && focus) tab.focus();
   }
+  if (name === "tasks") loadTasks();
 }
 
 function onTabKey(event) {
@@ -240,7 +246,7 @@ async function generate(event) {
   }
 }
 
-// --- keys (admin) ---
+// --- tasks (any key) ---
 
 function cell(text) {
   const td = document.createElement("td");
@@ -248,16 +254,80 @@ function cell(text) {
   return td;
 }
 
+function when(seconds) {
+  return seconds ? new Date(seconds * 1000).toLocaleString() : "";
+}
+
+function taskRow(task) {
+  const tr = document.createElement("tr");
+  tr.dataset.taskId = task.id;
+  const id = cell(task.id);
+  id.className = "mono";
+  const status = cell(task.status);
+  status.className = `status status-${task.status}`;
+  const progress = task.progress === null || task.progress === undefined ? "" : `${task.progress}%`;
+  const cost = task.cost === null || task.cost === undefined ? "" : `$${task.cost}`;
+  tr.append(id, cell(task.model), status, cell(progress), cell(cost), cell(when(task.created_at)));
+  const actions = document.createElement("td");
+  if (LIVE.has(task.status)) {
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "danger";
+    cancel.textContent = "Cancel";
+    cancel.setAttribute("aria-label", `Cancel task ${task.id}`);
+    cancel.addEventListener("click", () => cancelTask(task, cancel));
+    actions.append(cancel);
+  }
+  tr.append(actions);
+  return tr;
+}
+
+async function loadTasks() {
+  const button = $("tasks-refresh");
+  button.disabled = true;
+  $("tasks-status").textContent = "Loading…";
+  try {
+    const listing = await api("GET", "v1/tasks?limit=20");
+    const rows = (listing.data || []).map(taskRow);
+    $("tasks-table").tBodies[0].replaceChildren(...rows);
+    $("tasks-status").textContent = rows.length ? `${rows.length} task(s).` : "No tasks yet.";
+    showError($("tasks-error"), null);
+  } catch (err) {
+    $("tasks-status").textContent = "";
+    showError($("tasks-error"), err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function cancelTask(task, button) {
+  button.disabled = true;
+  try {
+    const canceled = await api("POST", `v1/tasks/${encodeURIComponent(task.id)}/cancel`);
+    const row = [...$("tasks-table").tBodies[0].rows].find((r) => r.dataset.taskId === task.id);
+    row?.replaceWith(taskRow(canceled));
+    showError($("tasks-error"), null);
+  } catch (err) {
+    button.disabled = false;
+    showError($("tasks-error"), err);
+  }
+}
+
+// --- keys (admin) ---
+
 function keyRow(key) {
   const tr = document.createElement("tr");
   tr.dataset.keyId = key.id;
-  const credits = key.unlimited ? "unlimited" : `$${key.credits}`;
+  const credits = cell(key.unlimited ? "unlimited" : `$${key.credits}`);
+  credits.className = "credits";
   const status = cell(key.status);
   status.className = `status status-${key.status}`;
-  tr.append(cell(key.name), cell(key.prefix || ""), cell(credits), cell(`$${key.month_spend_usd ?? 0}`), status,
+  tr.append(cell(key.name), cell(key.prefix || ""), credits, cell(`$${key.month_spend_usd ?? 0}`), status,
     cell(key.is_admin ? "yes" : "no"));
   const actions = document.createElement("td");
+  actions.className = "actions";
   if (key.status !== "revoked") {
+    actions.append(topUpControl(key));
     const revoke = document.createElement("button");
     revoke.type = "button";
     revoke.className = "danger";
@@ -268,6 +338,52 @@ function keyRow(key) {
   }
   tr.append(actions);
   return tr;
+}
+
+function topUpControl(key) {
+  const box = document.createElement("span");
+  box.className = "topup";
+  const amount = document.createElement("input");
+  amount.type = "number";
+  amount.min = "0";
+  amount.step = "any";
+  amount.inputMode = "decimal";
+  amount.placeholder = "USD";
+  amount.setAttribute("aria-label", `Top-up amount for ${key.name} (USD)`);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  button.textContent = "Top up";
+  button.setAttribute("aria-label", `Top up ${key.name}`);
+  const submit = () => topUp(key, amount, button);
+  button.addEventListener("click", submit);
+  amount.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); submit(); }
+  });
+  box.append(amount, button);
+  return box;
+}
+
+async function topUp(key, amount, button) {
+  if (amount.value === "" || !Number.isFinite(Number(amount.value))) {
+    showError($("keys-error"), new ApiError(0, { message: `Enter an amount in USD to add to ${key.name}.` }));
+    amount.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    const updated = await api("PATCH", `admin/v1/keys/${encodeURIComponent(key.id)}`,
+      { add_credits: Number(amount.value) });
+    const row = [...$("keys-table").tBodies[0].rows].find((r) => r.dataset.keyId === key.id);
+    const credits = row?.querySelector(".credits");
+    if (credits) credits.textContent = updated.unlimited ? "unlimited" : `$${updated.credits}`;
+    amount.value = "";
+    showError($("keys-error"), null);
+  } catch (err) {
+    showError($("keys-error"), err);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function loadKeys() {
@@ -340,6 +456,7 @@ function wire() {
   $("generate-form").addEventListener("submit", generate);
   $("key-form").addEventListener("submit", createKey);
   $("copy-secret").addEventListener("click", copySecret);
+  $("tasks-refresh").addEventListener("click", loadTasks);
 }
 
 wire();
