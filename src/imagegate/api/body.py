@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,12 +79,13 @@ async def read_body(request: Request, max_bytes: int, *, max_depth: int = MAX_JS
     return body
 
 
-async def read_capped(request: Request, max_bytes: int) -> bytes:
+async def read_capped(request: Request, max_bytes: int, too_large: Callable[[int], GatewayError] = _too_large) -> bytes:
+    """The whole body, refused with ``too_large(max_bytes)`` once it passes ``max_bytes``."""
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > max_bytes:
-            raise _too_large(max_bytes)
+            raise too_large(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
 
