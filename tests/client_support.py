@@ -113,9 +113,7 @@ def run_script(home: Path, script: str, env: dict[str, str], stdin: str | None =
         text=True,
         timeout=300,
     )
-    assert run.returncode == 0, f"{script} failed ({run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
-    return result
+    return last_json(run, script)
 
 
 def litellm_python() -> Path:
@@ -160,6 +158,11 @@ def run_python(python: Path, script: str, env: dict[str, str]) -> dict[str, Any]
         text=True,
         timeout=300,
     )
+    return last_json(run, script)
+
+
+def last_json(run: subprocess.CompletedProcess[str], script: str) -> dict[str, Any]:
+    """A client script's result: the JSON object on its last stdout line (its output in full on failure)."""
     assert run.returncode == 0, f"{script} failed ({run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     return result
