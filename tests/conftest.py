@@ -320,3 +320,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = item.path
         if path.stem in PROFILE_FREE or path.parent.name == "providers":
             item.add_marker(once)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keeps each phase's report on the item (``item.rep_call``): fixtures look at it to act on a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -6,92 +6,17 @@ Cancel refused readably), and topping a key up. Every request the page makes goe
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Route, expect
 
-from tests.admin_support import Api, admin_api, start_server
+from tests.admin_support import Api
 from tests.conftest import ServerProc
+from tests.console_support import PHONE, admin, browser, gw, visits
 
-CHROMIUM = Path("/usr/bin/chromium")
-LOOPBACK = {"127.0.0.1", "localhost"}
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
-    srv = start_server(tmp_path_factory)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(gw: ServerProc) -> Api:
-    return admin_api(gw)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's `chromium` package to run the console's browser tests"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-class Visit:
-    """A fresh browser context on the console: any request off this machine is refused and recorded,
-    and so is any script error."""
-
-    def __init__(self, browser: Browser, gw: ServerProc, shots: Path, viewport: dict[str, int] | None = None) -> None:
-        self.gw, self.shots = gw, shots
-        self.context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})  # type: ignore[arg-type]
-        self.foreign: list[str] = []
-        self.errors: list[str] = []
-        self.context.route("**/*", self._guard)
-        self.page: Page = self.context.new_page()
-        self.page.on("console", self._logged)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def _guard(self, route: Route) -> None:
-        # the gateway, or on the cluster profile its S3 store's presigned links: both on loopback
-        if urlsplit(route.request.url).hostname in LOOPBACK:
-            route.continue_()
-        else:
-            self.foreign.append(route.request.url)
-            route.abort()
-
-    def _logged(self, message: ConsoleMessage) -> None:
-        # the gateway's refusals (401, 403, 400) show as failed loads: the page handles those
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            self.errors.append(message.text)
-
-    def sign_in(self, key: str) -> Page:
-        page = self.page
-        page.goto(self.gw.url + "/console")
-        page.get_by_label("API key").fill(key)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("tab", name="Playground")).to_be_visible()
-        expect(page.get_by_label("Model")).to_have_value("test/test")
-        return page
-
-    def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.context.close()
-        assert self.foreign == [], self.foreign
-        assert self.errors == [], self.errors
+__all__ = ["admin", "browser", "gw", "visits"]  # the fixtures this module uses
 
 
 def test_page_and_assets_are_served_outside_the_openapi_document(gw: ServerProc) -> None:
@@ -106,10 +31,8 @@ def test_page_and_assets_are_served_outside_the_openapi_document(gw: ServerProc)
     assert not [p for p in paths if p.startswith("/console")]
 
 
-def test_admin_generates_and_sees_a_readable_refusal(
-    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
-) -> None:
-    visit = Visit(browser, gw, tmp_path)
+def test_admin_generates_and_sees_a_readable_refusal(gw: ServerProc, admin: Api, visits: Any) -> None:
+    visit = visits()
     page = visit.sign_in(admin.key or "")
     expect(page.get_by_role("tab", name="Keys")).to_be_visible()
     sizes = page.locator("#size option").all_inner_texts()
@@ -139,11 +62,10 @@ def test_admin_generates_and_sees_a_readable_refusal(
     expect(alert).to_contain_text("parameter: size")
     expect(alert).to_contain_text("is not supported by model 'test/test'")
     visit.shot("playground-error")
-    visit.close()
 
 
-def test_admin_creates_and_revokes_a_key(gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path) -> None:
-    visit = Visit(browser, gw, tmp_path)
+def test_admin_creates_and_revokes_a_key(gw: ServerProc, admin: Api, visits: Any) -> None:
+    visit = visits()
     page = visit.sign_in(admin.key or "")
     page.get_by_role("tab", name="Keys").click()
     expect(page.get_by_role("table", name="API keys")).to_contain_text("root")
@@ -166,14 +88,11 @@ def test_admin_creates_and_revokes_a_key(gw: ServerProc, admin: Api, browser: Br
     assert Api(gw, value)("GET", "/v1/tasks").status_code == 401
     assert value not in page.locator("#keys-table").inner_text()
     visit.shot("keys-revoked")
-    visit.close()
 
 
-def test_normal_key_sees_only_the_playground_at_phone_width(
-    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
-) -> None:
+def test_normal_key_sees_only_the_playground_at_phone_width(gw: ServerProc, admin: Api, visits: Any) -> None:
     _, secret = admin.new_key(name="plain")
-    visit = Visit(browser, gw, tmp_path, viewport=PHONE)
+    visit = visits(PHONE)
     page = visit.page
     page.goto(gw.url + "/console")
     page.get_by_label("API key").fill("ig-not-a-key")
@@ -193,15 +112,12 @@ def test_normal_key_sees_only_the_playground_at_phone_width(
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("() => sessionStorage.length") == 0
-    visit.close()
 
 
-def test_tasks_tab_lists_a_playground_task_and_shows_a_refused_cancel(
-    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
-) -> None:
+def test_tasks_tab_lists_a_playground_task_and_shows_a_refused_cancel(gw: ServerProc, admin: Api, visits: Any) -> None:
     _, secret = admin.new_key(name="tasks-owner")
     mine = Api(gw, secret)
-    visit = Visit(browser, gw, tmp_path, viewport=PHONE)
+    visit = visits(PHONE)
     page = visit.sign_in(secret)
     page.get_by_label("Size", exact=True).select_option("64x64")
     page.get_by_label("Prompt").fill("a tasks tab")
@@ -254,15 +170,12 @@ def test_tasks_tab_lists_a_playground_task_and_shows_a_refused_cancel(
     expect(alert).to_be_hidden()
     expect(row).to_contain_text("succeeded")
     expect(row.get_by_role("button", name=f"Cancel task {task_id}")).to_have_count(0)
-    visit.close()
 
 
-def test_admin_tops_up_a_key_and_sees_the_refusal_for_an_unlimited_one(
-    gw: ServerProc, admin: Api, browser: Browser, tmp_path: Path
-) -> None:
+def test_admin_tops_up_a_key_and_sees_the_refusal_for_an_unlimited_one(gw: ServerProc, admin: Api, visits: Any) -> None:
     topped, _ = admin.new_key(name="topped", credits=2.5)
     admin.new_key(name="open-ended")  # no credits: unlimited
-    visit = Visit(browser, gw, tmp_path)
+    visit = visits()
     page = visit.sign_in(admin.key or "")
     page.get_by_role("tab", name="Keys").click()
     row = page.locator("tr", has_text="topped")
@@ -283,7 +196,6 @@ def test_admin_tops_up_a_key_and_sees_the_refusal_for_an_unlimited_one(
     expect(alert).to_contain_text("parameter: add_credits")
     expect(page.locator("tr", has_text="open-ended").locator(".credits")).to_have_text("unlimited")
     visit.shot("keys-topup-refused")
-    visit.close()
 
 
 def _starts_with(prefix: str) -> object:

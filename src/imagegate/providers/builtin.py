@@ -3,18 +3,20 @@
 It draws from prompt + seed at the requested size, honours ``n``, and for edits really
 composes the input images and keeps every pixel the mask protects (OpenAI's convention:
 mask alpha 0 marks the area to change). A deployment option ``delay_ms`` makes each image take
-that long, for trying async flows (queues, progress, timeouts) offline.
+that long, for trying async flows (queues, progress, timeouts) offline; while it waits it reports
+its progress ten times, as a slow upstream would.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from PIL import Image, ImageOps
 
 from imagegate.domain import MIME, GeneratedImage, ImageInput, ImageRequest, ProviderResult
 from imagegate.media import codecs, synth
-from imagegate.providers.base import Provider
+from imagegate.providers.base import PollResult, Provider
 from imagegate.providers.toolkit import image_work, input_pixels
 
 
@@ -52,16 +54,33 @@ class BuiltinProvider(Provider):
     replay_safe = True  # offline and free
     credential_names = ()
 
+    async def generate_live(
+        self, req: ImageRequest, on_progress: Callable[[PollResult], Awaitable[None]]
+    ) -> ProviderResult:
+        await self._wait(req, on_progress)
+        return await self._draw_all(req)
+
     async def generate(self, req: ImageRequest) -> ProviderResult:
+        await self._wait(req, None)
+        return await self._draw_all(req)
+
+    async def _wait(self, req: ImageRequest, on_progress: Callable[[PollResult], Awaitable[None]] | None) -> None:
+        delay_ms = float(self.deployment.options.get("delay_ms", 0)) * req.n
+        if delay_ms <= 0:
+            return
+        steps = 10 if on_progress is not None else 1
+        for step in range(steps):
+            if on_progress is not None:
+                await on_progress(PollResult(done=False, progress=step * 100 // steps))
+            await asyncio.sleep(delay_ms / steps / 1000)
+
+    async def _draw_all(self, req: ImageRequest) -> ProviderResult:
         if req.width and req.height:
             w, h = req.width, req.height
         elif req.images:
             w, h = req.images[0].width, req.images[0].height
         else:
             w, h = 1024, 1024
-        delay_ms = float(self.deployment.options.get("delay_ms", 0))
-        if delay_ms > 0:
-            await asyncio.sleep(delay_ms * req.n / 1000)
         # Pillow releases the GIL while encoding; a thread keeps the event loop free.
         pixels = input_pixels(req) + w * h  # the inputs decoded for the composition, and the canvas
         blobs = await asyncio.gather(*(image_work(pixels, _draw, req, i, w, h) for i in range(req.n)))

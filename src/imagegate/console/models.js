@@ -1,0 +1,11 @@
+// Models: not built yet; the tab is hidden until it is.
+
+export const panel = {
+  name: "models",
+  admin: true,
+  init() {},
+  enter() {},
+  leave() {},
+  show() {},
+  hide() {},
+};
