@@ -166,6 +166,28 @@ async def test_an_endpoint_failing_for_the_whole_window_is_marked_failed(tmp_pat
         assert len(receiver.for_task(task_id)) == sent  # a failed delivery is not sent again
 
 
+async def test_the_last_retry_falls_at_the_windows_end(tmp_path: Path, receiver: Receiver) -> None:
+    # gaps of 1.2, 2.4, ... seconds: the third attempt would come after the 2-second window closed
+    window = 2.0
+    receiver.down = True
+    async with in_process(tmp_path, webhook_retry_window=window, webhook_backoff_scale=1.2, webhook_timeout=1.0) as gw:
+        _, h = await gw.key(credits=None)
+        hit = await deliver(gw, h, receiver, mode="down")
+        task_id = str(json.loads(hit["body"])["id"])
+
+        async def settled() -> dict[str, Any] | None:
+            r = await gw.http.get(f"/v1/tasks/{task_id}/deliveries", headers=h)
+            data = r.json()["data"]
+            return data[0] if data and data[0]["status"] != "pending" else None
+
+        d = await wait_for(settled, timeout=15, what="the delivery to settle")
+        assert d["status"] == "failed" and d["attempt_count"] == 3, d
+        at = [a["at"] - d["created_at"] for a in d["attempts"]]
+        # uncapped, the third attempt would wait 2.4 s after the second; capped, it is sent when the
+        # window ends
+        assert at[1] < window <= at[2] < at[1] + 2.4, at
+
+
 # -- the migration ----------------------------------------------------------------------------------
 
 

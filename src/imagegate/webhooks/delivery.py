@@ -200,11 +200,12 @@ class DeliveryService:
             values.update(status=DELIVERED, delivered_at=now)
         elif final is not None or a.code == 410:
             values["status"] = final or STOPPED  # 410 Gone: the receiver asked us to stop
-        elif now >= aware(d.created_at) + timedelta(seconds=self.policy.retry_window):
+        elif now >= (window_end := aware(d.created_at) + timedelta(seconds=self.policy.retry_window)):
             values["status"] = FAILED
         else:
             gap = retry_gap(failures, self.policy.backoff_scale)
-            values["next_at"] = now + timedelta(seconds=max(gap, a.retry_after or 0.0))
+            # the last retry falls at the window's end, so a dead endpoint is marked failed on time
+            values["next_at"] = min(now + timedelta(seconds=max(gap, a.retry_after or 0.0)), window_end)
         error = a.error if ok or a.code is None or a.error is not None else f"HTTP {a.code}"
         attempt = DeliveryAttempt(delivery_id=d.id, at=now, status_code=a.code, error=error, duration_ms=a.ms)
         await self.store.record(d, attempt, values)
