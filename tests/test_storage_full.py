@@ -78,6 +78,7 @@ async def test_another_write_failure_is_a_503_storage_error(gw: InProcess) -> No
     fill_disk(gw, code=errno.EIO)
     r = await gw.post("/v1/images/generations", h, {"model": "flux-2-pro", "prompt": "io", "n": 1})
     assert r.status_code == 503 and r.json()["error"]["code"] == "storage_error", r.text
+    assert r.headers["retry-after"] == "5"  # the task failed in the runner; its answer keeps the hint
     assert await gw.balance(key_id) == 1_000_000
 
 

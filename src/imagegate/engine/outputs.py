@@ -41,7 +41,7 @@ def storage_failure(exc: OSError) -> GatewayError:
     return GatewayError(
         ErrorCode.storage_error,
         f"the gateway could not write to its storage ({type(exc).__name__}); nothing was charged; retry later",
-        retry_after=5,
+        retry_after=5,  # a failed sync task's answer says the same (api/dialects/base.py RETRY_AFTER)
     )
 
 

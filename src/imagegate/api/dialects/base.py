@@ -52,12 +52,16 @@ class TaskRoute:
     id_param: str = "task_id"
 
 
+#: seconds a sync client is told to wait (Retry-After) when its task failed on the gateway's own store
+RETRY_AFTER = {ErrorCode.storage_error: 5.0}
+
+
 def task_error(view: TaskView) -> GatewayError:
-    """A failed task's error, as the error a sync request would have raised."""
+    """A failed task's error, as the error a sync request would have raised (with its Retry-After)."""
     code = view.error.code if view.error else ""
     message = view.error.message if view.error else "generation failed"
-    known = code in ErrorCode._value2member_map_
-    return GatewayError(ErrorCode(code) if known else ErrorCode.upstream_error, message)
+    known = ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.upstream_error
+    return GatewayError(known, message, retry_after=RETRY_AFTER.get(known))
 
 
 class Dialect(Protocol):
