@@ -97,6 +97,40 @@ def test_admin_edits_a_keys_settings_in_a_dialog(gw: ServerProc, admin: Api, vis
     expect(page.get_by_role("button", name="Edit edited")).to_be_focused()
 
 
+def test_dialog_moves_a_key_between_unlimited_and_a_balance(gw: ServerProc, admin: Api, visits: Any) -> None:
+    key_id, _ = admin.new_key(name="open-tab")  # unlimited
+    visit = visits()
+    page = keys_tab(visit, admin.key or "")
+    dialog = page.get_by_role("dialog")
+    page.get_by_role("button", name="Edit open-tab").click()
+    expect(dialog.get_by_label("Unlimited credits")).to_be_checked()
+    expect(dialog.get_by_label("Balance (USD)")).to_be_disabled()
+    dialog.get_by_label("Unlimited credits").uncheck()
+    dialog.get_by_role("button", name="Save").click()
+    alert = dialog.locator("#key-dialog-error")
+    expect(alert).to_contain_text("Enter the balance (USD) the key starts from.")
+    expect(alert).to_contain_text("parameter: credits")
+    dialog.get_by_label("Balance (USD)").fill("3")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("tr", has_text="open-tab").locator(".credits")).to_have_text("$3")
+    key = admin.ok("GET", f"/admin/v1/keys/{key_id}")
+    assert (key["unlimited"], key["credits"]) == (False, 3.0)
+
+    page.get_by_role("button", name="Edit open-tab").click()
+    dialog.get_by_role("button", name="Save").click()  # nothing changed: nothing sent
+    expect(dialog.locator("#key-dialog-status")).to_have_text("Nothing changed.")
+    dialog.get_by_label("Unlimited credits").check()
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("tr", has_text="open-tab").locator(".credits")).to_have_text("unlimited")
+    assert admin.ok("GET", f"/admin/v1/keys/{key_id}")["unlimited"] is True
+    page.get_by_role("button", name="Edit open-tab").click()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("button", name="Edit open-tab")).to_be_focused()
+
+
 def test_admin_rotates_a_key_and_sees_its_new_secret_once(gw: ServerProc, admin: Api, visits: Any) -> None:
     key_id, old = admin.new_key(name="rotated")
     visit = visits()
@@ -268,6 +302,7 @@ def test_catalog_tab_shows_readiness_deployments_and_breakers(gw: ServerProc, ad
         expect(missing).to_contain_text("not ready")
         for env in model["missing_env"]:
             expect(missing).to_contain_text(env)
+        expect(missing.locator(".price")).to_contain_text("$")  # priced though it cannot serve yet
     assert table.locator("tbody tr").count() == len(state)
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("#models-status")).to_contain_text(f"{len(state)} model(s)")

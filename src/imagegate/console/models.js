@@ -10,9 +10,12 @@ function priceOf(pricing) {
   if (!pricing) return "";
   const parts = [];
   if (pricing.per_image !== undefined) parts.push(`$${pricing.per_image} per image`);
-  if (pricing.rules) {
-    parts.push(`${pricing.rules.length} price rule(s)`);
-    if (pricing.default_per_image !== undefined) parts.push(`else $${pricing.default_per_image} per image`);
+  if (pricing.rules?.length) {
+    const units = pricing.rules.map((r) => r.per_image);
+    if (pricing.default_per_image !== undefined) units.push(pricing.default_per_image);
+    const low = Math.min(...units);
+    const high = Math.max(...units);
+    parts.push(low === high ? `$${low} per image` : `$${low}–$${high} per image, by request`);
   }
   if (pricing.per_million_tokens) parts.push("token-priced");
   if (pricing.estimate) parts.push("estimate");

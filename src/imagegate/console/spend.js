@@ -5,7 +5,7 @@ import { $, ApiError, api, el, option, showError } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const DAY_MS = 86_400_000;
-const WIDTH = 640;
+const WIDTH = 480;  // the charts' viewBox width: they scale to their box
 
 const isoDay = (date) => date.toISOString().slice(0, 10);
 const dollars = (value) => `$${Number(value || 0).toFixed(Number(value) && Number(value) < 0.01 ? 4 : 2)}`;
@@ -43,32 +43,32 @@ function everyDay(rows) {
 
 // vertical bars, one per day
 function dayChart(rows, summary) {
-  const height = 180;
+  const height = 150;
   const top = Math.max(...rows.map((r) => r.spend_usd), 0);
-  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${height + 24}`, role: "img", "aria-label": summary,
+  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${height + 26}`, role: "img", "aria-label": summary,
     class: "bars days" });
   const slot = WIDTH / Math.max(rows.length, 1);
   rows.forEach((r, i) => {
     if (!r.spend_usd) return;
-    const h = Math.max(1, (r.spend_usd / top) * height);
+    const h = Math.max(1, (r.spend_usd / top) * (height - 24));  // room above for the "max" label
     const bar = svg("rect", { x: i * slot + slot * 0.1, y: height - h, width: Math.max(slot * 0.8, 1), height: h });
     bar.append(svg("title", {}, `${r.group}: ${dollars(r.spend_usd)}, ${r.images} image(s)`));
     chart.append(bar);
   });
   chart.append(svg("line", { x1: 0, x2: WIDTH, y1: height, y2: height, class: "axis" }));
   if (rows.length) {
-    chart.append(svg("text", { x: 0, y: height + 18 }, rows[0].group));
-    chart.append(svg("text", { x: WIDTH, y: height + 18, "text-anchor": "end" }, rows[rows.length - 1].group));
+    chart.append(svg("text", { x: 0, y: height + 20 }, rows[0].group));
+    chart.append(svg("text", { x: WIDTH, y: height + 20, "text-anchor": "end" }, rows[rows.length - 1].group));
   }
-  chart.append(svg("text", { x: 4, y: 14 }, `max ${dollars(top)}`));
+  chart.append(svg("text", { x: 4, y: 16 }, `max ${dollars(top)}`));
   return chart;
 }
 
 // horizontal bars, one per model, the most spent first
 function modelChart(rows, summary) {
-  const line = 28;
-  const label = 200;
-  const room = WIDTH - label - 80;
+  const line = 30;
+  const label = 180;
+  const room = WIDTH - label - 70;
   const top = Math.max(...rows.map((r) => r.spend_usd), 0);
   const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${Math.max(rows.length, 1) * line}`, role: "img",
     "aria-label": summary, class: "bars models" });
