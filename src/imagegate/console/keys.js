@@ -4,6 +4,7 @@
 import { $, ApiError, api, cell, el, showError, when } from "./api.js";
 
 let editing = null;  // the key the dialog edits
+let generation = 0;  // a listing answered after a later listing or change is stale: dropped
 let opener = null;  // the key id whose Edit button opened it: focus goes back there
 
 const path = (key) => `admin/v1/keys/${encodeURIComponent(key.id)}`;
@@ -76,6 +77,7 @@ async function topUp(key, amount, topUpButton) {
     return;
   }
   topUpButton.disabled = true;
+  generation += 1;
   try {
     const updated = await api("PATCH", path(key), { add_credits: Number(amount.value) });
     const row = [...$("keys-table").tBodies[0].rows].find((r) => r.dataset.keyId === key.id);
@@ -91,8 +93,10 @@ async function topUp(key, amount, topUpButton) {
 }
 
 async function loadKeys() {
+  const mine = ++generation;
   try {
     const listing = await api("GET", "admin/v1/keys");
+    if (mine !== generation) return;
     $("keys-table").tBodies[0].replaceChildren(...(listing.data || []).map(keyRow));
     showError($("keys-error"), null);
   } catch (err) {
@@ -290,6 +294,6 @@ export const panel = {
     $("new-secret").hidden = true;
     showError($("keys-error"), null);
   },
-  show() { loadKeys(); },
+  show() {},
   hide() {},
 };

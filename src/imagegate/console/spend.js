@@ -5,6 +5,7 @@ import { $, ApiError, api, el, option, showError } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const DAY_MS = 86_400_000;
+let generation = 0;  // an answer to an older query than the last one sent is dropped
 const WIDTH = 480;  // the charts' viewBox width: they scale to their box
 
 const isoDay = (date) => date.toISOString().slice(0, 10);
@@ -146,10 +147,12 @@ async function loadUsage(event) {
   showError($("spend-error"), null);
   $("spend-status").textContent = "Loading…";
   try {
+    const mine = ++generation;
     const [byDay, byModel] = await Promise.all([
       api("GET", `admin/v1/usage?${query({ group_by: "day" })}`),
       api("GET", `admin/v1/usage?${query({ group_by: "model" })}`),
     ]);
+    if (mine !== generation) return;
     render(byDay, byModel);
     const who = $("spend-key").value ? $("spend-key").selectedOptions[0].textContent : "every key";
     $("spend-status").textContent = `Usage of ${who}, ${$("spend-from").value} to ${$("spend-to").value} (UTC).`;
