@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.admin_support import Api, bad_request
 from tests.conftest import ServerProc
@@ -307,6 +307,25 @@ def test_catalog_tab_shows_readiness_deployments_and_breakers(gw: ServerProc, ad
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("#models-status")).to_contain_text(f"{len(state)} model(s)")
     visit.shot("catalog")
+
+    # circuits this test cannot trip for real (the built-in model does not fail): the page is shown some
+    def tripped(route: Route) -> None:
+        answer = route.fetch()
+        listing = answer.json()
+        for model in listing["data"]:
+            if model["id"] == "test/priced":
+                model["deployments"][0].update(breaker="open", consecutive_failures=5)
+            if model["id"] == "test/slow":
+                model["deployments"][0].update(breaker="half_open", consecutive_failures=1)
+        route.fulfill(response=answer, body=json.dumps(listing))
+
+    page.route("**/admin/v1/models", tripped)
+    page.get_by_role("button", name="Refresh").click()
+    expect(priced.locator(".breaker")).to_have_text("open")
+    expect(priced).to_contain_text("5 failure(s) in a row")
+    expect(table.locator("tr[data-model='test/slow'] .breaker")).to_have_text("half-open")
+    expect(row.locator(".breaker")).to_have_text("closed")
+    page.unroute("**/admin/v1/models")
 
 
 def test_every_tab_fits_a_phone(gw: ServerProc, admin: Api, visits: Any) -> None:
