@@ -88,7 +88,7 @@ def _csv(entries: list[dict[str, Any]], group_by: str) -> Response:
 async def usage(request: Request, gw: GatewayDep, admin: AdminKey) -> Response:
     q = check(UsageQuery, given(request.query_params))
     lo, hi = _period(q.start, q.end)
-    rows = await gw.admin.usage(lo, hi, q.group_by)
+    rows = await gw.admin.usage(lo, hi, q.group_by, q.key_id)
     entries = [_entry(r) for r in rows]
     if q.format == "csv":
         return _csv(entries, q.group_by)

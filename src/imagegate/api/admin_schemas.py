@@ -93,6 +93,7 @@ class UsageQuery(BaseModel):
     )
     end: str | None = Field(None, alias="to", description="exclusive; ISO 8601 date or date-time; default: now")
     group_by: Literal["key", "model", "day"] = Field("key", description="one row per key, model or day (UTC)")
+    key_id: str | None = Field(None, max_length=200, pattern=TEXT, description="only this key's tasks")
     format: Literal["json", "csv"] = Field("json", description="csv: the rows as text/csv")
 
 

@@ -70,8 +70,14 @@ class AdminStore:
             count = func.json_array_length(Task.result, "$.images")
         return case((Task.status == TaskStatus.succeeded.value, func.coalesce(cast(count, Integer), 0)), else_=0)
 
-    async def usage(self, start: datetime, end: datetime, group_by: GroupBy) -> list[UsageRow]:
-        """Tasks created in [start, end), grouped; the spend is what succeeded tasks settled."""
+    async def usage(
+        self, start: datetime, end: datetime, group_by: GroupBy, key_id: str | None = None
+    ) -> list[UsageRow]:
+        """Tasks created in [start, end) (by one key, or every key), grouped; the spend is what succeeded
+        tasks settled."""
+        conds = [Task.created_at >= start, Task.created_at < end]
+        if key_id is not None:
+            conds.append(Task.key_id == key_id)
         group: SQLColumnExpression[Any] = {"key": Task.key_id, "model": Task.model, "day": self._day()}[group_by]
         done = TaskStatus.succeeded.value
         q: Select[Any, int, Any, Any, Any, Any] = (
@@ -83,7 +89,7 @@ class AdminStore:
                 func.sum(self._images()),
                 func.sum(case((Task.status == done, Task.cost_micros), else_=0)),
             )
-            .where(Task.created_at >= start, Task.created_at < end)
+            .where(*conds)
             .group_by(group)
             .order_by(group)
         )

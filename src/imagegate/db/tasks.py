@@ -347,8 +347,9 @@ async def _within_budget(s: AsyncSession, key_id: str, budget: int, micros: int)
     if spent + micros > budget:
         raise GatewayError(
             ErrorCode.budget_exceeded,
-            f"this key's monthly budget is ${budget / 1e6:.2f}; ${spent / 1e6:.4f} is spent or held this month "
-            f"and this request costs ${micros / 1e6:.4f}",
+            f"this request would go over this key's monthly budget of ${budget / 1e6:.2f}: ${spent / 1e6:.4f} is "
+            f"already spent or held this month (UTC) and this request costs ${micros / 1e6:.4f}. The budget starts "
+            f"again on the 1st of next month (UTC); an admin can raise it",
         )
 
 

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from math import ceil
 from typing import Any, Protocol
 
 from imagegate.catalog import Deployment
@@ -204,6 +205,6 @@ class KeyLimits:
         if retry is not None:
             raise GatewayError(
                 ErrorCode.rate_limited,
-                f"this key is limited to {caller.rate_limit_rpm} requests per minute; retry in {retry:.0f} s",
+                f"this key is limited to {caller.rate_limit_rpm} requests per minute; retry in {max(1, ceil(retry))} s",
                 retry_after=retry,
             )

@@ -84,8 +84,12 @@ class Submitter:
                     ErrorCode.model_not_found, f"model '{shown(sub.model)}' does not exist", param="model"
                 )
             if not sub.caller.may_use(model.id):  # in memory, from the key row already read
+                allowed = ", ".join(sub.caller.allowed_models or ())
                 raise GatewayError(
-                    ErrorCode.model_not_allowed, f"this key may not use the model '{model.id}'", param="model"
+                    ErrorCode.model_not_allowed,
+                    f"this key may not use the model '{model.id}': it is outside the key's model allowlist "
+                    f"({allowed}); an admin can change the allowlist",
+                    param="model",
                 )
             if sub.callback_url is not None:
                 await fetch.check_url(sub.callback_url, self.policy, "callback_url")
