@@ -336,6 +336,7 @@ function duration(seconds) {
 
 function fact(list, name, value) {
   if (value === null || value === undefined || value === "") return;
+  if (typeof value === "object" && !Object.keys(value).length) return;  // an empty list or object says nothing
   const text = typeof value === "object" ? JSON.stringify(value) : String(value);
   list.append(el("dt", name), el("dd", text));
 }
