@@ -274,6 +274,13 @@ def test_admin_filters_by_key_model_status_and_date_and_a_key_sees_only_its_own(
     page.get_by_label("Created from").fill(date.today().isoformat())
     page.get_by_label("Created to").fill((date.today() - timedelta(days=1)).isoformat())
     expect(page.locator("#tasks-error")).to_contain_text("before the 'Created from' date")
+    page.evaluate("""() => {
+        window.redrawn = 0;
+        new MutationObserver(() => { window.redrawn += 1; })
+            .observe(document.getElementById("tasks-error"), { childList: true, subtree: true, characterData: true });
+    }""")
+    page.wait_for_timeout(4500)  # two refresh periods: the alert is not redrawn (nor read out) again
+    assert page.evaluate("() => window.redrawn") == 0
     page.get_by_label("Created to").fill(date.today().isoformat())
     expect(page.locator("#tasks-error")).to_be_hidden()
     expect(rows).to_have_count(2)

@@ -16,10 +16,11 @@ const live = { shown: false, timer: null, busy: false, again: false, epoch: 0 };
 const rows = new Map();  // task id -> { tr, task, cells }
 let ownKeyId = null;  // an admin's own key id: the cancel route only reaches the caller's own tasks
 let errorFrom = null;  // what #tasks-error shows: "list" (a refresh clears it) or "action" (kept until Refresh)
+let shownError = "";  // the list error shown, so an unchanged one is not redrawn
 let announced = "";
 // the open dialog: its task, the button that opened it, what each part shows, and whether its alert is about
 // a Redeliver (kept until the next one) or a refresh (cleared by the next good one)
-const detail = { id: null, opener: null, task: null, shown: {}, actionFailed: false };
+const detail = { id: null, opener: null, task: null, shown: {}, actionFailed: false, errorText: "" };
 
 // ---- the list ----
 
@@ -35,6 +36,14 @@ function listPath() {
   if ($("tasks-from").value) q.set("from", localMidnight($("tasks-from").value));
   if ($("tasks-to").value) q.set("to", localMidnight($("tasks-to").value, 1));  // the whole "to" day
   return `admin/v1/tasks?${q}`;
+}
+
+// an admin's date range the other way round: said here, not sent
+function rangeProblem() {
+  const from = $("tasks-from").value;
+  const to = $("tasks-to").value;
+  if (!state.admin || !from || !to || to >= from) return null;
+  return new ApiError(0, { message: "The 'Created to' date is before the 'Created from' date.", param: "to" });
 }
 
 // "2026-12-02" as the UTC instant of that day's start in this browser's time zone
@@ -75,6 +84,11 @@ async function load() {
   const key = state.key;
   const epoch = live.epoch;
   const path = listPath();
+  const problem = rangeProblem();
+  if (problem) {
+    if (errorFrom !== "action") listError(problem);
+    return;
+  }
   try {
     const listing = await api("GET", path);
     if (key !== state.key || epoch !== live.epoch || path !== listPath() || !live.shown) return;
@@ -87,13 +101,18 @@ async function load() {
   if (detail.id && key === state.key) await refreshDetail();
 }
 
+// A refresh failing the same way again leaves the alert as it is: redrawn, it would be read out every 2 s.
 function listError(err) {
+  const text = err ? `${err.status} ${err.message} ${err.param}` : "";
+  if (errorFrom === (err ? "list" : null) && shownError === text) return;
   errorFrom = err ? "list" : null;
+  shownError = text;
   showError($("tasks-error"), err);
 }
 
 function actionError(err) {
   errorFrom = err ? "action" : null;
+  shownError = err ? "action" : "";
   showError($("tasks-error"), err);
 }
 
@@ -255,12 +274,6 @@ async function loadFilterChoices() {
 }
 
 function filtersChanged() {
-  const from = $("tasks-from").value;
-  const to = $("tasks-to").value;
-  if (from && to && to < from) {
-    listError(new ApiError(0, { message: "The 'Created to' date is before the 'Created from' date.", param: "to" }));
-    return;
-  }
   if (errorFrom === "list") listError(null);
   live.epoch += 1;
   poll();
@@ -277,7 +290,8 @@ function openDetail(id, opener) {
   detail.actionFailed = false;
   setText($("task-detail-title"), `Task ${id}`);
   $("task-detail-status").textContent = "";
-  showError($("task-detail-error"), null);
+  detail.errorText = null;
+  detailError(null);
   for (const part of ["task-timeline", "task-upstream", "task-request", "task-outputs", "task-deliveries"]) {
     $(part).replaceChildren();
   }
@@ -295,9 +309,17 @@ function closeDetail() {
 function onDetailClosed() {
   const opener = detail.opener;
   Object.assign(detail, { id: null, opener: null, task: null, shown: {}, actionFailed: false });
-  // the row's button survives refreshes; if its task left the list, the table takes the focus
+  // the row's button survives refreshes; if its task left the list, Refresh takes the focus
   if (opener?.isConnected) opener.focus();
   else if (live.shown) $("tasks-refresh").focus();
+}
+
+// the dialog's alert, redrawn (and so read out) only when it says something new
+function detailError(err) {
+  const text = err ? `${err.status} ${err.message} ${err.param}` : "";
+  if (detail.errorText === text) return;
+  detail.errorText = text;
+  showError($("task-detail-error"), err);
 }
 
 async function refreshDetail() {
@@ -312,9 +334,9 @@ async function refreshDetail() {
     if (detail.id !== id) return;
     if (task) renderDetail({ ...(detail.task || {}), ...task });
     renderDeliveries(deliveries.data || []);
-    if (!detail.actionFailed) showError($("task-detail-error"), null);
+    if (!detail.actionFailed) detailError(null);
   } catch (err) {
-    if (detail.id === id && !detail.actionFailed) showError($("task-detail-error"), err);
+    if (detail.id === id && !detail.actionFailed) detailError(err);
   }
 }
 
@@ -490,13 +512,14 @@ async function redeliver(deliveryId, button) {
     const again = await api("POST",
       `admin/v1/tasks/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(deliveryId)}/redeliver`);
     detail.actionFailed = false;
-    showError($("task-detail-error"), null);
+    detailError(null);
     $("task-detail-status").textContent =
       `Webhook ${deliveryId} queued again (now ${again.status}): it is sent within a second.`;
     await refreshDetail();
   } catch (err) {
     detail.actionFailed = true;
-    showError($("task-detail-error"), err);
+    detail.errorText = null;  // the same refusal twice is still news
+    detailError(err);
   } finally {
     button.disabled = false;
   }
