@@ -65,7 +65,7 @@ def test_live_list_follows_a_slow_task_and_stops_asking_when_hidden(gw: ServerPr
     expect(row).to_contain_text("running", timeout=SLOW)
     expect(bar).to_have_attribute("value", re.compile(r"^[1-9][0-9]*$"), timeout=SLOW)  # moved past 0
     expect(row.locator(".pct")).to_have_text(re.compile(r"^[1-9][0-9]*%$"))
-    visit.shot("tasks-live-running", doc=True)
+    visit.shot("tasks-live-running")
     expect(row).to_contain_text("succeeded", timeout=SLOW)
     expect(bar).to_have_count(0)
     expect(row.get_by_role("button", name=f"Cancel task {task_id}")).to_have_count(0)
@@ -150,6 +150,28 @@ def test_a_queued_task_shows_its_place_in_the_queue(gw: ServerProc, admin: Api, 
     expect(row).to_contain_text("succeeded", timeout=SLOW)  # the next refresh, no Refresh pressed
     expect(row).not_to_contain_text("in queue")
 
+    # and a failed one (the test models do not fail): its error is shown readably
+    def failed(route: Route) -> None:
+        answer = route.fetch()
+        listing = answer.json()
+        for task in listing["data"]:
+            if task["id"] == task_id:
+                task.update(
+                    status="failed", data=None, error={"code": "upstream_error", "message": "the upstream said no"}
+                )
+        route.fulfill(response=answer, body=json.dumps(listing))
+
+    page.route("**/v1/tasks?limit=20", failed)
+    expect(row).to_contain_text("failed", timeout=SLOW)
+    row.get_by_role("button", name=f"Details of task {task_id}").click()
+    expect(dialog.locator("#task-timeline")).to_contain_text("Failed")
+    failure = dialog.get_by_role("region", name="Error")
+    expect(failure).to_contain_text("the upstream said no (upstream_error)")
+    expect(dialog.locator("#task-outputs")).to_contain_text("the task did not succeed")
+    visit.shot("tasks-failed-detail")
+    dialog.get_by_role("button", name="Close").click()
+    page.unroute("**/v1/tasks?limit=20")
+
 
 def test_detail_shows_timeline_outputs_and_deliveries_and_an_admin_redelivers(
     gw: ServerProc, admin: Api, visits: Any
@@ -189,7 +211,7 @@ def test_detail_shows_timeline_outputs_and_deliveries_and_an_admin_redelivers(
         expect(deliveries).to_contain_text("HTTP 204")
         expect(dialog.get_by_role("button", name=re.compile("^Redeliver"))).to_have_count(0)  # admins only
         expect(dialog.locator("#task-failure-part")).to_be_hidden()
-        visit.shot("tasks-detail", doc=True)
+        visit.shot("tasks-detail")
         page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
         expect(opener).to_be_focused()
@@ -284,7 +306,7 @@ def test_admin_filters_by_key_model_status_and_date_and_a_key_sees_only_its_own(
     page.get_by_label("Created to").fill(date.today().isoformat())
     expect(page.locator("#tasks-error")).to_be_hidden()
     expect(rows).to_have_count(2)
-    visit.shot("tasks-admin-filters", doc=True)
+    visit.shot("tasks-admin-filters")
 
     visit = visits()
     page = visit.sign_in(a_secret)
