@@ -351,6 +351,7 @@ function changed(part, value) {
 function duration(seconds) {
   if (seconds === null || seconds === undefined || seconds < 0) return "";
   if (seconds < 1) return "under a second";
+  if (seconds < 10) return `about ${Math.round(seconds)} s`;  // the times are whole seconds
   if (seconds < 60) return `${Math.round(seconds)} s`;
   const m = Math.floor(seconds / 60);
   return `${m} min ${Math.round(seconds - m * 60)} s`;
