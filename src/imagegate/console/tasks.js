@@ -264,7 +264,8 @@ async function loadFilterChoices() {
     select.replaceChildren(option("", "All keys"),
       ...(keys.data || []).map((k) => option(k.id, k.prefix ? `${k.name} (${k.prefix}…)` : k.name)));
     if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
-    const mine = (keys.data || []).filter((k) => k.prefix && state.key?.startsWith(k.prefix) && k.status === "active");
+    const mine = (keys.data || [])
+      .filter((k) => k.prefix && state.key?.startsWith(k.prefix) && k.status === "active");
     ownKeyId = mine.length === 1 ? mine[0].id : null;
     $("tasks-models").replaceChildren(...(models.data || []).map((m) => option(m.id, m.id)));
     for (const entry of rows.values()) updateRow(entry, entry.task);
@@ -370,68 +371,57 @@ function renderDetail(task) {
     status: task.status, created: task.created_at, started: task.started_at, completed: task.completed_at,
     progress: task.progress, queue: task.queue_position,
   };
-  if (changed("timeline", timeline)) {
-    const steps = [el("li", null, { className: "step" })];
-    steps[0].append(el("strong", "Created"), el("span", ` ${when(task.created_at)}`));
-    if (task.started_at) {
-      const li = el("li", null, { className: "step" });
-      li.append(el("strong", "Started"), el("span", ` ${when(task.started_at)}`),
-        el("span", ` (${duration(task.started_at - task.created_at)} in the queue)`, { className: "hint" }));
-      steps.push(li);
-    }
-    if (ENDED[task.status]) {
-      const li = el("li", null, { className: `step status-${task.status}` });
-      const spans = [];
-      if (task.completed_at && task.started_at) spans.push(`ran ${duration(task.completed_at - task.started_at)}`);
-      if (task.completed_at && task.created_at) spans.push(`${duration(task.completed_at - task.created_at)} in all`);
-      li.append(el("strong", ENDED[task.status]), el("span", ` ${when(task.completed_at)}`),
-        el("span", spans.length ? ` (${spans.join("; ")})` : "", { className: "hint" }));
-      steps.push(li);
-    } else {
-      const now = task.status === "queued" ? `Queued: ${queueText(task)}`
-        : task.status === "running" ? `Running: ${task.progress ?? 0}%` : `Now ${task.status}`;
-      steps.push(el("li", now, { className: "step now" }));
-    }
-    $("task-timeline").replaceChildren(...steps);
-  }
-
+  if (changed("timeline", timeline)) renderTimeline(task);
   const upstream = {
-    key: state.admin ? task.key_name || task.key_id : null, dialect: task.dialect, attempts: task.attempts,
-    provider: task.provider, deployment: task.deployment, latency: task.latency, cost: task.cost ?? task.cost_usd,
-    reserved: task.status === "running" || task.status === "queued" ? task.reserved_usd : null,
+    Key: state.admin ? task.key_name || task.key_id : null, Dialect: task.dialect, Attempts: task.attempts,
+    Provider: task.provider, Deployment: task.deployment,
+    Latency: task.latency === null || task.latency === undefined ? null : `${task.latency} ms`,
+    Cost: usd(task.cost ?? task.cost_usd), Reserved: LIVE.has(task.status) ? usd(task.reserved_usd) : null,
   };
-  if (changed("upstream", upstream)) {
-    const list = $("task-upstream");
-    list.replaceChildren();
-    fact(list, "Key", upstream.key);
-    fact(list, "Dialect", upstream.dialect);
-    fact(list, "Attempts", upstream.attempts);
-    fact(list, "Provider", upstream.provider);
-    fact(list, "Deployment", upstream.deployment);
-    fact(list, "Latency", upstream.latency === null || upstream.latency === undefined ? null : `${upstream.latency} ms`);
-    fact(list, "Cost", usd(upstream.cost));
-    fact(list, "Reserved", usd(upstream.reserved));
-  }
-
+  if (changed("upstream", upstream)) facts($("task-upstream"), upstream);
   if (changed("error", task.error || null)) {
     $("task-failure-part").hidden = !task.error;
     const code = task.error?.code ? ` (${task.error.code})` : "";
     $("task-failure").textContent = task.error ? `${task.error.message}${code}` : "";
   }
-
   // an admin sees the request as the task recorded it; a key's own task object carries its main parameters
   const request = task.request || {
     model: task.model, mode: task.mode, size: task.size, quality: task.quality, background: task.background,
     output_format: task.output_format, images: task.data ? task.data.length : null, usage: task.usage,
   };
-  if (changed("request", request)) {
-    const list = $("task-request");
-    list.replaceChildren();
-    for (const [name, value] of Object.entries(request)) fact(list, name, value);
-    if (!list.children.length) list.append(el("dt", "Parameters"), el("dd", "none recorded"));
-  }
-
+  if (changed("request", request)) facts($("task-request"), request, "none recorded");
   if (changed("outputs", task.data || null)) renderOutputs(task);
+}
+
+function facts(list, values, empty = null) {
+  list.replaceChildren();
+  for (const [name, value] of Object.entries(values)) fact(list, name, value);
+  if (!list.children.length && empty) list.append(el("dt", "Parameters"), el("dd", empty));
+}
+
+// created -> started -> completed / failed / canceled, with the time each step took
+function renderTimeline(task) {
+  const step = (name, at, note, className = "step") => {
+    const li = el("li", null, { className });
+    li.append(el("strong", name), el("span", ` ${when(at)}`),
+      el("span", note ? ` (${note})` : "", { className: "hint" }));
+    return li;
+  };
+  const steps = [step("Created", task.created_at)];
+  if (task.started_at) {
+    steps.push(step("Started", task.started_at, `${duration(task.started_at - task.created_at)} in the queue`));
+  }
+  if (ENDED[task.status]) {
+    const spans = [];
+    if (task.completed_at && task.started_at) spans.push(`ran ${duration(task.completed_at - task.started_at)}`);
+    if (task.completed_at && task.created_at) spans.push(`${duration(task.completed_at - task.created_at)} in all`);
+    steps.push(step(ENDED[task.status], task.completed_at, spans.join("; "), `step status-${task.status}`));
+  } else {
+    const now = task.status === "queued" ? `Queued: ${queueText(task)}`
+      : task.status === "running" ? `Running: ${task.progress ?? 0}%` : `Now ${task.status}`;
+    steps.push(el("li", now, { className: "step now" }));
+  }
+  $("task-timeline").replaceChildren(...steps);
 }
 
 function renderOutputs(task) {
