@@ -46,12 +46,21 @@ def test_live_list_follows_a_slow_task_and_stops_asking_when_hidden(gw: ServerPr
     visit = visits()
     page = visit.sign_in(secret)
     listings: list[str] = []
+    out = {"now": 0, "most": 0}  # list requests in flight: never more than one
 
     def seen(request: Request) -> None:
         if "/v1/tasks?" in request.url:
             listings.append(request.url)
+            out["now"] += 1
+            out["most"] = max(out["most"], out["now"])
+
+    def back(request: Request) -> None:
+        if "/v1/tasks?" in request.url:
+            out["now"] -= 1
 
     page.on("request", seen)
+    page.on("requestfinished", back)
+    page.on("requestfailed", back)
     table = open_tasks(page)
     expect(page.locator("#tasks-status")).to_have_text("No tasks yet.")
     expect(page.get_by_label("Filter by key")).to_be_hidden()  # an admin's filters only
@@ -63,6 +72,8 @@ def test_live_list_follows_a_slow_task_and_stops_asking_when_hidden(gw: ServerPr
     bar = page.get_by_role("progressbar", name=f"Progress of task {task_id}")
     expect(bar).to_be_visible(timeout=SLOW)
     expect(row).to_contain_text("running", timeout=SLOW)
+    for _ in range(3):  # impatient clicks queue one more refresh, they do not stack requests
+        page.get_by_role("button", name="Refresh").click()
     expect(bar).to_have_attribute("value", re.compile(r"^[1-9][0-9]*$"), timeout=SLOW)  # moved past 0
     expect(row.locator(".pct")).to_have_text(re.compile(r"^[1-9][0-9]*%$"))
     visit.shot("tasks-live-running")
@@ -73,6 +84,7 @@ def test_live_list_follows_a_slow_task_and_stops_asking_when_hidden(gw: ServerPr
     expect(page.locator("#tasks-status")).to_contain_text("1 task(s), 0 queued or running.")
     assert mine.ok("GET", f"/v1/tasks/{task_id}")["status"] == "succeeded"
     assert all("limit=20" in u and "/admin/" not in u for u in listings), listings
+    assert out["most"] == 1, out
     visit.shot("tasks-live-done")
 
     page.get_by_role("tab", name="Playground").click()
