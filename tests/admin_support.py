@@ -19,6 +19,7 @@ ROUTES = [
     ("POST", "/admin/v1/keys/{key}/rotate"),
     ("GET", "/admin/v1/usage"),
     ("GET", "/admin/v1/tasks"),
+    ("POST", "/admin/v1/tasks/{task}/cancel"),
     ("GET", "/admin/v1/tasks/{task}/deliveries"),
     ("POST", "/admin/v1/tasks/{task}/deliveries/msg_x/redeliver"),
     ("GET", "/admin/v1/models"),

@@ -136,7 +136,7 @@ def test_tasks_tab_lists_a_playground_task_and_shows_a_refused_cancel(gw: Server
     assert width <= PHONE["width"], width  # the table scrolls inside its box
     visit.shot("tasks")
 
-    # The test catalog has no slow model: an async task finishes at once, so the page is shown a stale
+    # test/test finishes an async task at once, so the page is shown a stale
     # listing (the task still running, as it was a moment ago) and its Cancel meets the API's 409.
     created = mine.generate(**{"async": True})
     assert created.status_code == 202, created.text

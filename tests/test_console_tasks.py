@@ -127,6 +127,29 @@ def test_cancel_a_running_slow_task_at_phone_width(gw: ServerProc, admin: Api, v
     expect(dialog).to_be_hidden()
 
 
+def test_an_admin_cancels_another_keys_running_task(gw: ServerProc, admin: Api, visits: Any) -> None:
+    key_id, secret = admin.new_key(name="someone-else", credits=1.0)
+    theirs = Api(gw, secret)
+    task_id = create(theirs, n=4)  # $0.04 reserved while it runs
+    visit = visits()
+    page = visit.sign_in(admin.key or "")
+    row = open_tasks(page).locator("tr", has_text=task_id)
+    expect(row).to_contain_text("someone-else")
+    expect(row).to_contain_text("running", timeout=SLOW)
+    row.get_by_role("button", name=f"Cancel task {task_id}").click()
+    expect(row).to_contain_text("canceled")
+    expect(page.locator("#tasks-error")).to_be_hidden()
+    assert theirs.ok("GET", f"/v1/tasks/{task_id}")["status"] == "canceled"
+    assert admin.ok("GET", f"/admin/v1/keys/{key_id}")["credits"] == 1.0  # the reservation is refunded
+
+    again = admin("POST", f"/admin/v1/tasks/{task_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["param"] == "task_id", again.text
+    missing = admin("POST", "/admin/v1/tasks/img_nope/cancel")
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "task_id", missing.text
+    refused = theirs("POST", f"/admin/v1/tasks/{task_id}/cancel")
+    assert refused.status_code == 403, refused.text
+
+
 def test_a_queued_task_shows_its_place_in_the_queue(gw: ServerProc, admin: Api, visits: Any) -> None:
     # the server runs 16 tasks at once, more than a test can keep busy reliably: the page is shown a
     # listing from a moment when the task was still waiting, second in line

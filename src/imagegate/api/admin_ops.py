@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from imagegate.api.admin_keys import ID, doc, parse_time
 from imagegate.api.admin_schemas import (
     AdminModelList,
+    AdminTask,
     AdminTaskList,
     AdminTaskQuery,
     UsageEntry,
@@ -146,6 +147,18 @@ async def _task(gw: GatewayDep, task_id: str) -> Task:
     if task is None:
         raise GatewayError(ErrorCode.not_found, f"no task '{shown(task_id)}'", param="task_id")
     return task
+
+
+@router.post(
+    "/admin/v1/tasks/{task_id}/cancel",
+    **doc("admin_cancel_task", "cancel any key's queued or running task (refunded; 409 once it has finished)",
+          {200: (AdminTask, "the task, canceled")}),
+)  # fmt: skip
+async def cancel(task_id: str, gw: GatewayDep, admin: AdminKey, base: BaseUrl) -> JSONResponse:
+    task = await _task(gw, task_id)
+    await gw.tasks.cancel(task)
+    canceled = await gw.tasks.store.get(task.id) or task
+    return FastJSON(await admin_task(gw, canceled, base, await gw.admin.key_names([canceled.key_id])))
 
 
 @router.get(

@@ -14,7 +14,6 @@ const ENDED = { succeeded: "Completed", failed: "Failed", canceled: "Canceled" }
 // `epoch` bumped by anything that makes an answer already on its way stale (a cancel, new filters)
 const live = { shown: false, timer: null, busy: false, again: false, epoch: 0 };
 const rows = new Map();  // task id -> { tr, task, cells }
-let ownKeyId = null;  // an admin's own key id: the cancel route only reaches the caller's own tasks
 let errorFrom = null;  // what #tasks-error shows: "list" (a refresh clears it) or "action" (kept until Refresh)
 let shownError = "";  // the list error shown, so an unchanged one is not redrawn
 let announced = "";
@@ -218,14 +217,13 @@ function updateRow(entry, task) {
     setText(cells.progress, pct === null || pct === undefined ? "" : `${pct}%`);
   }
 
-  const cancelable = isLive && (!state.admin || !ownKeyId || task.key_id === ownKeyId);
-  if (cancelable && !entry.cancel) {
+  if (isLive && !entry.cancel) {
     entry.cancel = el("button", "Cancel", {
       type: "button", className: "danger", "aria-label": `Cancel task ${task.id}`,
     });
     entry.cancel.addEventListener("click", (event) => cancelTask(task.id, event.currentTarget));
     cells.actions.append(entry.cancel);
-  } else if (!cancelable && entry.cancel) {
+  } else if (!isLive && entry.cancel) {
     entry.cancel.remove();
     entry.cancel = null;
   }
@@ -235,7 +233,9 @@ async function cancelTask(id, button) {
   button.disabled = true;
   live.epoch += 1;  // an answer already on its way predates the cancel
   try {
-    const canceled = await api("POST", `v1/tasks/${encodeURIComponent(id)}/cancel`);
+    // an admin cancels any key's task through the admin API; any other key only its own
+    const base = state.admin ? "admin/v1/tasks" : "v1/tasks";
+    const canceled = await api("POST", `${base}/${encodeURIComponent(id)}/cancel`);
     const entry = rows.get(id);
     if (entry) updateRow(entry, { ...entry.task, ...canceled });
     actionError(null);
@@ -264,9 +264,6 @@ async function loadFilterChoices() {
     select.replaceChildren(option("", "All keys"),
       ...(keys.data || []).map((k) => option(k.id, k.prefix ? `${k.name} (${k.prefix}…)` : k.name)));
     if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
-    const mine = (keys.data || [])
-      .filter((k) => k.prefix && state.key?.startsWith(k.prefix) && k.status === "active");
-    ownKeyId = mine.length === 1 ? mine[0].id : null;
     $("tasks-models").replaceChildren(...(models.data || []).map((m) => option(m.id, m.id)));
     for (const entry of rows.values()) updateRow(entry, entry.task);
   } catch (err) {
@@ -567,7 +564,6 @@ export const panel = {
     $("tasks-filters").reset();
     $("tasks-key").replaceChildren(option("", "All keys"));
     $("tasks-models").replaceChildren();
-    ownKeyId = null;
   },
   show() {
     live.shown = true;
