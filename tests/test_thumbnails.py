@@ -119,6 +119,17 @@ def thumbnail_bytes_written(srv: ServerProc) -> float:
     return 0.0
 
 
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_jpeg_and_webp_outputs_have_thumbnails_too(owner: Api, fmt: str) -> None:
+    r = owner.generate(prompt=f"a {fmt} meadow", size="640x480", output_format=fmt)
+    assert r.status_code == 200, r.text
+    task_id = owner.ok("GET", "/v1/tasks?limit=1")["data"][0]["id"]
+    thumb = owner("GET", thumb_path(task_id, 0, "?size=128"))
+    assert thumb.status_code == 200, thumb.text
+    img = Image.open(io.BytesIO(thumb.content))
+    assert img.format == "WEBP" and img.size == (128, 96)
+
+
 def test_concurrent_first_requests_share_one_making(gw: ServerProc, owner: Api) -> None:
     made = owner.generate(prompt="a lighthouse in fog", size="200x300")
     assert made.status_code == 200, made.text

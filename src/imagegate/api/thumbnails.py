@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
+from imagegate.api.admin_keys import ID
 from imagegate.api.deps import CurrentKey, GatewayDep
 from imagegate.api.openapi import Operation
 from imagegate.api.validation import check, given
@@ -27,7 +28,6 @@ router = APIRouter()
 #: a browser keeps a preview this long before it asks again (with If-None-Match)
 MAX_AGE = 3600
 INDEX = re.compile(r"[0-9]{1,4}")
-TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # the form of every id the gateway hands out
 SIZES = ", ".join(str(s) for s in THUMB_SIZES)
 
 
@@ -68,7 +68,7 @@ async def readable_task(gw: GatewayDep, caller: Caller, task_id: str) -> Task:
     """The caller's task; any key's for an admin. A task the caller may not read is a 404, as a missing one."""
     if not caller.is_admin:
         return await gw.tasks.get(task_id, caller)
-    task = await gw.tasks.store.get(task_id) if TASK_ID.fullmatch(task_id) else None
+    task = await gw.tasks.store.get(task_id) if ID.fullmatch(task_id) else None
     if task is None:
         raise GatewayError(ErrorCode.not_found, f"no task '{shown(task_id)}'", param="task_id")
     return task

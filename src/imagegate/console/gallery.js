@@ -35,7 +35,7 @@ function revokeAll() {
 
 function tile(task, index) {
   const prompt = task.prompt || task.request?.prompt || "";
-  const img = el("img", null, { alt: prompt || `Image ${index + 1} of task ${task.id}`, width: 256, height: 256 });
+  const img = el("img", null, { alt: prompt || `Image ${index + 1} of task ${task.id}` });
   img.dataset.state = "loading";
   const button = el("button", null, { type: "button", className: "tile" });
   button.dataset.taskId = task.id;
@@ -65,8 +65,6 @@ async function loadThumb({ task, index, img, mine }) {
     const url = URL.createObjectURL(blob);
     objectUrls.push(url);
     img.addEventListener("load", () => { img.dataset.state = "loaded"; }, { once: true });
-    img.removeAttribute("width");
-    img.removeAttribute("height");
     img.src = url;
   } catch (err) {
     if (mine !== epoch) return;
