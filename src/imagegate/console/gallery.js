@@ -42,7 +42,8 @@ function tile(task, index) {
   button.dataset.index = String(index);
   button.append(img);
   button.addEventListener("click", () => openDetail(task, index, button));
-  const meta = el("span", [task.model, task.size].filter(Boolean).join(" · "), { className: "tile-meta" });
+  const owner = state.admin ? task.key_name || task.key_id : null;
+  const meta = el("span", [task.model, task.size, owner].filter(Boolean).join(" · "), { className: "tile-meta" });
   const li = el("li", null, { className: "tile-cell" });
   li.append(button, meta);
   queue.push({ task, index, img, mine: epoch });
@@ -86,7 +87,9 @@ async function loadPage(reset) {
       revokeAll();
       $("gallery-grid").replaceChildren();
     }
-    const tiles = (listing.data || []).flatMap((task) => (task.data || []).map((_, i) => tile(task, i)));
+    const tasks = listing.data || [];
+    addSeenModels(tasks.map((t) => t.model));
+    const tiles = tasks.flatMap((task) => (task.data || []).map((_, i) => tile(task, i)));
     $("gallery-grid").append(...tiles);
     cursor = listing.has_more ? listing.next_cursor : null;
     more.hidden = !cursor;
@@ -134,6 +137,17 @@ function fillSelect(select, all, pairs) {
   }
   select.replaceChildren(...options);
   select.value = seen.has(before) ? before : "";
+}
+
+// a model no longer in the catalog still made some of these images: it can be picked too
+function addSeenModels(models) {
+  const select = $("gallery-model");
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const model of models) {
+    if (known.has(model)) continue;
+    known.add(model);
+    select.append(option(model, model));
+  }
 }
 
 function fact(list, term, value) {
