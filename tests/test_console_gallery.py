@@ -7,14 +7,15 @@ key; "Load more" pages; an empty gallery and a failing listing say so; nothing o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.admin_support import Api
+from tests.admin_support import Api, admin_api
 from tests.conftest import ServerProc
-from tests.console_support import PHONE, admin, browser, gw, visits
+from tests.console_support import PHONE, Visit, admin, browser, gw, start_console_server, visits
 
 __all__ = ["admin", "browser", "gw", "visits"]  # the fixtures this module uses
 
@@ -149,24 +150,37 @@ def test_an_admin_sees_every_keys_outputs_and_filters_by_key(admin: Api, alice: 
     expect(page.locator("#gallery-grid .tile")).to_have_count(0)
 
 
-def test_load_more_pages_and_an_empty_gallery_says_so(gw: ServerProc, admin: Api, visits: Any) -> None:
-    busy = Api(gw, admin.new_key(name="busy")[1])
-    visit = visits()
-    page = visit.sign_in(busy.key or "")
-    page.get_by_role("tab", name="Gallery").click()
-    expect(page.locator("#gallery-status")).to_have_text("No images yet: generate some in the Playground.")
-    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
-    for i in range(25):  # one more than a page
-        assert busy.generate(prompt=f"tile {i}", size="32x32").status_code == 200
-    page.get_by_role("button", name="Refresh").click()
-    expect(page.locator("#gallery-grid .tile")).to_have_count(24)
-    more = page.get_by_role("button", name="Load more")
-    expect(more).to_be_visible()
-    more.click()
-    expect(page.locator("#gallery-grid .tile")).to_have_count(25)
-    expect(more).to_be_hidden()
-    wait_loaded(page)
-    assert thumbs(page)[-1]["alt"] == "tile 0" and thumbs(page)[-1]["w"] == 32  # never enlarged
+def test_load_more_pages_and_an_empty_gallery_says_so(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    srv = start_console_server(tmp_path_factory)  # its own server: these 25 images stay out of the others' grids
+    visit = Visit(browser, srv, tmp_path)
+    try:
+        busy = Api(srv, admin_api(srv).new_key(name="busy")[1])
+        page = visit.sign_in(busy.key or "")
+        page.get_by_role("tab", name="Gallery").click()
+        expect(page.locator("#gallery-status")).to_have_text("No images yet: generate some in the Playground.")
+        expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+        for i in range(25):  # one more than a page
+            assert busy.generate(prompt=f"tile {i}", size="32x32").status_code == 200
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.locator("#gallery-grid .tile")).to_have_count(24)
+        more = page.get_by_role("button", name="Load more")
+        expect(more).to_be_visible()
+        more.click()
+        expect(page.locator("#gallery-grid .tile")).to_have_count(25)
+        expect(more).to_be_hidden()
+        wait_loaded(page)
+        assert thumbs(page)[-1]["alt"] == "tile 0" and thumbs(page)[-1]["w"] == 32  # never enlarged
+    except BaseException:
+        visit.shot("failure-load-more")
+        visit.context.close()
+        srv.stop()
+        raise
+    try:
+        visit.close()  # no request off this machine, no script error
+    finally:
+        srv.stop()
 
 
 def test_a_failing_listing_is_shown_in_an_alert(alice: Api, visits: Any) -> None:
