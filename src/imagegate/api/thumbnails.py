@@ -53,7 +53,7 @@ THUMBNAIL = Operation(
     tag="Tasks",
     description=(
         "The task's own key, or an admin key for any task's. Made on the first request and kept beside the "
-        "image; 409 until the task has succeeded, 404 for an image that is not (or no longer) stored."
+        "image; 409 for a task that has not succeeded, 404 for an image that is not (or no longer) stored."
     ),
     responses={},
     query=ThumbnailQuery,

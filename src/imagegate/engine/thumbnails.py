@@ -81,7 +81,7 @@ class Thumbnails:
         if task.status != TaskStatus.succeeded.value:
             raise GatewayError(
                 ErrorCode.conflict,
-                f"task '{task.id}' is {task.status}: its images have thumbnails once it has succeeded",
+                f"task '{task.id}' is {task.status}: only a succeeded task's images have thumbnails",
                 param="task_id",
             )
         entries: list[dict[str, Any]] = (task.result or {}).get("images", [])
