@@ -204,6 +204,25 @@ def test_a_failing_listing_is_shown_in_an_alert(alice: Api, visits: Any) -> None
     expect(alert).to_be_hidden()
 
 
+def test_an_image_no_longer_stored_shows_as_not_available(alice: Api, visits: Any) -> None:
+    newest = alice.ok("GET", "/v1/tasks?status=succeeded&limit=1")["data"][0]["id"]
+    visit = visits()
+    page = visit.sign_in(alice.key or "")
+
+    def gone(route: Route) -> None:  # what the gateway answers once retention removed the output
+        body = {"error": {"message": "image 0 is no longer stored", "type": "invalid_request_error", "param": "index"}}
+        route.fulfill(status=404, content_type="application/json", body=json.dumps(body))
+
+    page.route(f"**/v1/tasks/{newest}/images/0/thumbnail*", gone)
+    page.get_by_role("tab", name="Gallery").click()
+    expect(page.locator("#gallery-grid .tile-cell.missing")).to_have_count(1)
+    missing = page.locator("#gallery-grid .tile-cell.missing img")
+    expect(missing).to_have_attribute("title", "This image is no longer stored.")
+    assert missing.get_attribute("alt") == ALICE[-1][1]
+    expect(page.locator("#gallery-grid .tile img[data-state=loaded]")).to_have_count(2)  # the others load
+    expect(page.locator("#gallery-error")).to_be_hidden()  # one missing picture is no error of the page
+
+
 def test_usable_at_phone_width(alice: Api, visits: Any) -> None:
     visit = visits(viewport=PHONE)
     page = visit.sign_in(alice.key or "")
