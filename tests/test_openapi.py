@@ -40,7 +40,8 @@ BODYLESS = {
 QUERY = {
     **{("post", path): {"async", "callback_url"} for path in CREATES},
     ("get", "/api/v1/images/generations"): {"task_id"},
-    ("get", "/v1/tasks"): {"status", "after", "limit"},
+    ("get", "/v1/tasks"): {"status", "model", "after", "limit"},
+    ("get", "/v1/tasks/{task_id}/images/{index}/thumbnail"): {"size"},
     ("get", "/v1/files/{name}"): {"expires", "sig"},
     ("put", "/v1/uploads/{upload_id}"): {"expires", "sig"},
     ("get", "/v1/models"): {"all"},

@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from imagegate.api import admin_keys, admin_ops, errors, files, system, tasks, uploads, webhooks
+from imagegate.api import admin_keys, admin_ops, errors, files, system, tasks, thumbnails, uploads, webhooks
 from imagegate.api.access import AccessMiddleware, configure_access_log
 from imagegate.api.console import install_console
 from imagegate.api.deps import Gateway
@@ -53,6 +53,7 @@ from imagegate.engine.runner import Runner
 from imagegate.engine.streams import Follower, PartialHub
 from imagegate.engine.submit import Limits, Submitter
 from imagegate.engine.tasks import TaskService
+from imagegate.engine.thumbnails import Thumbnails
 from imagegate.engine.uploads import UploadService, UploadSweeper
 from imagegate.engine.views import Views
 from imagegate.engine.workers import JobQueue
@@ -114,6 +115,7 @@ def build_gateway(settings: Settings, role: str = "serve") -> Gateway:
         dialects=dialects,
         admin=AdminStore(db),
         breakers=core.board,
+        thumbnails=Thumbnails(storage, metrics),
         sandbox=sandbox is not None or settings.sandbox_url is not None,
     )
 
@@ -278,7 +280,7 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
     errors.install(app)
     for dialect in gw.dialects:  # first: the create routes carry most of the traffic
         add_dialect(app.router, dialect)
-    for module in (system, files, tasks, uploads, webhooks, admin_keys, admin_ops):
+    for module in (system, files, tasks, thumbnails, uploads, webhooks, admin_keys, admin_ops):
         app.include_router(module.router)
     install_console(app)
     install_docs(app)

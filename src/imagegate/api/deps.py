@@ -21,6 +21,7 @@ from imagegate.domain import Caller, ErrorCode, GatewayError
 from imagegate.engine.limits import BreakerBoard
 from imagegate.engine.submit import Submitter
 from imagegate.engine.tasks import TaskService
+from imagegate.engine.thumbnails import Thumbnails
 from imagegate.engine.uploads import UploadService
 from imagegate.observe import Metrics
 from imagegate.settings import Settings
@@ -54,6 +55,7 @@ class Gateway:
     dialects: tuple[Dialect, ...]  # each gets a router; the first one's webhook body is the default
     admin: AdminStore  # the operator's reads across keys (usage, every key's tasks)
     breakers: BreakerBoard  # this process's view of every deployment's circuit
+    thumbnails: Thumbnails  # outputs' previews, kept in ``storage``
     sandbox: bool = False
 
     def base_url(self, request: Request) -> str:

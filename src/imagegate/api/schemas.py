@@ -73,6 +73,7 @@ class TaskObject(_Outputs):
     status: TaskStatus
     model: str
     mode: str
+    prompt: str | None = Field(None, description="the prompt the task was created with")
     created_at: int | None
     started_at: int | None
     completed_at: int | None

@@ -35,6 +35,7 @@ class TaskListQuery(BaseModel):
     status: str | None = Field(
         None, description=f"only tasks in these states, comma-separated: {', '.join(STATUSES)}", examples=["failed"]
     )
+    model: str | None = Field(None, max_length=200, description="only this model's tasks (catalog id)")
     after: str | None = Field(None, description="the next_cursor of the previous page")
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="tasks per page")
 
@@ -62,6 +63,7 @@ async def tasks_list(request: Request, gw: GatewayDep, caller: CurrentKey, base:
     rows, more = await gw.tasks.store.page(
         caller.id,
         statuses=parse_statuses(q.status),
+        model=q.model,
         limit=q.limit,
         after=q.after,
     )

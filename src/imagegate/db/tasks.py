@@ -123,12 +123,14 @@ class TaskStore:
         return st is None or TaskStatus(st).terminal
 
     async def page(
-        self, key_id: str, *, statuses: Sequence[str] | None, limit: int, after: str | None
+        self, key_id: str, *, statuses: Sequence[str] | None, limit: int, after: str | None, model: str | None = None
     ) -> tuple[list[Task], bool]:
-        """A page of the key's tasks, newest first, and whether more follow."""
+        """A page of the key's tasks (of one model when given), newest first, and whether more follow."""
         q = select(Task).where(Task.key_id == key_id)
         if statuses:
             q = q.where(Task.status.in_(statuses))
+        if model:
+            q = q.where(Task.model == model)
         async with self.db.session() as s:
             if after:
                 anchor_q = select(Task.seq, Task.id).where(Task.id == after, Task.key_id == key_id)

@@ -129,7 +129,8 @@ class OutputWriter:
 
     async def discard(self, stored: Stored) -> None:
         """Remove the files of a result that will not be kept: a run that failed part-way, or one that lost
-        to a cancel (or to a peer) when it came to settle. Best effort: retention sweeps what this misses."""
+        to a cancel (or to a peer) when it came to settle. Best effort: retention sweeps what this misses.
+        No thumbnail can exist for them: previews are made only of a succeeded task's recorded result."""
         for row in stored.rows:
             with contextlib.suppress(OSError):
                 await self.storage.delete(row.path)

@@ -23,6 +23,7 @@ from imagegate.db.retention import Doomed, RetentionStore
 from imagegate.db.tables import utcnow
 from imagegate.settings import Settings
 from imagegate.storage.base import Storage
+from imagegate.storage.layout import derived_keys
 
 log = logging.getLogger("imagegate.retention")
 DELETES_AT_ONCE = 16  # storage deletes in flight (an object store is a round trip per key)
@@ -135,13 +136,15 @@ class RetentionSweeper:
         return removed
 
     async def _delete_bytes(self, files: Sequence[Doomed], out: Swept) -> list[Doomed]:
-        """Remove the files' bytes; the ones whose delete failed are left out (their rows stay)."""
+        """Remove the files' bytes and what was made from them (an output's thumbnails); the ones whose
+        delete failed are left out (their rows stay, so the next sweep tries every key again)."""
         gate = asyncio.Semaphore(DELETES_AT_ONCE)
 
         async def one(f: Doomed) -> Doomed | None:
             async with gate:
                 try:
-                    await self.storage.delete(f.path)
+                    for key in (*derived_keys(f.path), f.path):  # the file last: a retry still finds the rest
+                        await self.storage.delete(key)
                 except OSError:
                     log.warning("retention could not delete %s; it is tried again next sweep", f.path, exc_info=True)
                     out.failed_deletes.append(f.path)

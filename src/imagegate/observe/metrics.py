@@ -106,7 +106,7 @@ class Metrics:
                     ["outcome"], registry=r)
         )  # fmt: skip
         self.stored_bytes = Children(
-            Counter("imagegate_stored_bytes", "Bytes written to storage (kind: input, output, upload)",
+            Counter("imagegate_stored_bytes", "Bytes written to storage (kind: input, output, upload, thumbnail)",
                     ["kind"], registry=r)
         )  # fmt: skip
 

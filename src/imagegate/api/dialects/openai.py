@@ -83,6 +83,7 @@ def task_object(view: TaskView) -> dict[str, Any]:
         "status": view.status.value,
         "model": view.model,
         "mode": view.mode,
+        "prompt": view.request.get("prompt"),
         "created_at": ts(view.created_at),
         "started_at": ts(view.started_at),
         "completed_at": ts(view.completed_at),
