@@ -68,6 +68,11 @@ export function el(tag, text, props = {}) {
   return node;
 }
 
+// Sets a node's text only when it changed (no needless redraw or screen-reader announcement).
+export function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 export function option(value, label) {
   return el("option", label, { value });
 }
