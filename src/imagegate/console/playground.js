@@ -467,8 +467,9 @@ function showTask(task) {
   $("task-state").textContent = `${parts.join(" · ")} · task ${task.id}`;
   $("generate-status").textContent = `Task ${task.status}…`;
   if (task.status === "succeeded") {
+    const { started } = run;
     finish();
-    showImages(task, run.started);
+    showImages(task, started);
   } else if (task.status === "failed") {
     const error = task.error || {};
     finish();

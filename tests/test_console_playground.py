@@ -1,0 +1,327 @@
+"""The console's Playground, driven in headless Chromium (Playwright) against a real server: an async
+task watched on a live progress bar (and one canceled, and one left behind on sign-out), an edit of an
+uploaded or dropped picture under a painted mask (the result checked pixel by pixel with Pillow), the
+form following each model's capabilities, and the request copied as curl, Python (the openai SDK) and
+JS (fetch) then run for real. Phone width keeps everything inside the viewport."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+from PIL import Image
+from playwright.sync_api import Page, Route, expect
+
+from tests.admin_support import Api
+from tests.conftest import ServerProc
+from tests.console_support import PHONE, admin, browser, gw, visits
+
+__all__ = ["admin", "browser", "gw", "visits"]  # the fixtures this module uses
+
+INPUT_RGB = (30, 120, 200)
+ENV_KEY = "IMAGEGATE_API_KEY"
+
+
+def _png(path: Path, size: int = 64, rgb: tuple[int, int, int] = INPUT_RGB) -> Path:
+    Image.new("RGB", (size, size), rgb).save(path)
+    return path
+
+
+def _picture(gw: ServerProc, href: str) -> Image.Image:
+    """The image behind a result's link (a gateway file, or on the cluster profile a presigned S3 link)."""
+    r = httpx.get(urljoin(gw.url + "/console", href), timeout=30)
+    assert r.status_code == 200, (href, r.status_code, r.text[:300])
+    return Image.open(io.BytesIO(r.content)).convert("RGB")
+
+
+def _loaded(page: Page) -> Any:
+    img = page.locator("#results img").first
+    expect(img).to_be_visible(timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('#results img')].every(i => i.complete)")
+    return img
+
+
+def _edit_mode(page: Page) -> None:
+    page.get_by_role("radio", name="Edit").check()
+    expect(page.get_by_label("Input images")).to_be_visible()
+
+
+def _paint_across_the_middle(page: Page) -> None:
+    """A horizontal stroke across the middle of the first input (the mask painter's canvas)."""
+    canvas = page.locator("#mask-canvas")
+    expect(canvas).to_be_visible()
+    page.wait_for_function("() => document.getElementById('mask-canvas').width > 0")  # its picture loaded
+    page.get_by_label("Brush size").fill("48")
+    box = canvas.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] * 0.5
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (0.3 + 0.04 * step), y)
+    page.mouse.up()
+
+
+def test_async_generation_shows_live_progress_then_the_image(gw: ServerProc, admin: Api, visits: Any) -> None:
+    visit = visits()
+    page = visit.sign_in(admin.key or "")
+    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Size", exact=True).select_option("256x256")
+    page.get_by_label("Prompt").fill("a lighthouse on a cliff at dusk, warm light in the fog")
+    page.get_by_label("Run as a task (async)").check()
+    page.get_by_role("button", name="Generate").click()
+    bar = page.get_by_label("Task progress")
+    expect(bar).to_be_visible()
+    expect(page.locator("#task-state")).to_contain_text("running")
+    expect(page.get_by_role("button", name="Cancel task")).to_be_visible()
+    page.wait_for_function(
+        "() => { const v = document.getElementById('task-progress').value; return v > 0 && v < 100; }"
+    )
+    visit.shot("playground-task-running")
+    img = _loaded(page)
+    assert img.evaluate("i => i.naturalWidth") == 256 and img.evaluate("i => i.naturalHeight") == 256
+    assert bar.evaluate("p => p.value") == 100
+    expect(page.locator("#task-state")).to_contain_text("succeeded")
+    expect(page.locator("#generate-status")).to_contain_text("Done: 1 image(s)")
+    expect(page.locator("#results .facts")).to_contain_text("cost $0.01")
+    expect(page.locator("#results .facts")).to_contain_text("latency")
+    expect(page.get_by_role("link", name="Download")).to_have_attribute("download", "imagegate-test-slow-1.png")
+    expect(page.get_by_role("button", name="Cancel task")).to_be_hidden()
+    task = admin.ok("GET", "/v1/tasks?limit=1")["data"][0]
+    assert task["model"] == "test/slow" and task["status"] == "succeeded"
+    visit.shot("playground", doc=True)
+
+
+def test_an_async_task_can_be_canceled_and_sign_out_stops_watching(gw: ServerProc, admin: Api, visits: Any) -> None:
+    visit = visits()
+    page = visit.sign_in(admin.key or "")
+    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("a canceled thought")
+    page.get_by_label("Run as a task (async)").check()
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#task-state")).to_contain_text("running")
+    page.get_by_role("button", name="Cancel task").click()
+    expect(page.locator("#task-state")).to_contain_text("canceled")
+    expect(page.locator("#generate-status")).to_contain_text("The task was canceled.")
+    expect(page.get_by_role("button", name="Cancel task")).to_be_hidden()
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    task = admin.ok("GET", "/v1/tasks?limit=1")["data"][0]
+    assert task["status"] == "canceled", task
+    visit.shot("playground-task-canceled")
+
+    page.get_by_label("Prompt").fill("left behind")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#task-state")).to_contain_text("running")
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/v1/tasks/" in r.url else None)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    polls.clear()
+    page.wait_for_timeout(1500)  # three poll periods: none may come
+    assert polls == []
+
+
+def test_edit_an_uploaded_picture_under_a_painted_mask(gw: ServerProc, admin: Api, visits: Any, tmp_path: Path) -> None:
+    source = _png(tmp_path / "input.png")
+    visit = visits()
+    page = visit.sign_in(admin.key or "")
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("a red door in a blue wall")
+    _edit_mode(page)
+    page.get_by_role("button", name="Generate").click()  # no input yet: said so, nothing sent
+    expect(page.locator("#generate-error")).to_contain_text("Add at least one input image")
+    page.get_by_label("Input images").set_input_files(source)
+    expect(page.get_by_role("img", name="Input image 1: input.png")).to_be_visible()
+    _paint_across_the_middle(page)
+    visit.shot("playground-mask")
+    page.get_by_role("button", name="Generate").click()
+    img = _loaded(page)
+    assert img.evaluate("i => i.naturalWidth") == 64
+    expect(page.locator("#generate-error")).to_be_hidden()
+    out = _picture(gw, page.get_by_role("link", name="Download").get_attribute("href") or "")
+    assert out.size == (64, 64)
+    px = out.load()
+    assert px is not None
+    kept = [px[x, y] for y in (*range(0, 20), *range(45, 64)) for x in range(64)]
+    kept += [px[x, y] for y in range(64) for x in (*range(0, 8), *range(58, 64))]
+    assert set(kept) == {INPUT_RGB}  # what the mask protects is the input, exactly
+    painted = [px[x, 32] for x in range(24, 40)]
+    assert any(p != INPUT_RGB for p in painted), painted  # the painted band changed
+    task = admin.ok("GET", "/v1/tasks?limit=1")["data"][0]
+    assert task["mode"] == "edit", task
+    visit.shot("playground-edit-result")
+
+
+def test_a_dropped_picture_is_an_input_and_the_model_bounds_how_many(
+    gw: ServerProc, admin: Api, visits: Any, tmp_path: Path
+) -> None:
+    visit = visits()
+    page = visit.sign_in(admin.key or "")
+    page.get_by_label("Model").select_option("test/slow")  # at most 4 input images
+    _edit_mode(page)
+    data = base64.b64encode(_png(tmp_path / "drop.png", 48, (200, 40, 40)).read_bytes()).decode()
+    page.evaluate(
+        """([data, count]) => {
+          const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+          const dt = new DataTransfer();
+          for (let i = 0; i < count; i++) dt.items.add(new File([bytes], `drop-${i + 1}.png`, { type: "image/png" }));
+          const zone = document.getElementById("drop-zone");
+          zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+          zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        [data, 5],
+    )
+    previews = page.get_by_role("list", name="Inputs chosen").get_by_role("listitem")
+    expect(previews).to_have_count(4)
+    expect(page.locator("#inputs-count")).to_contain_text("4 of at most 4 input image(s). 1 file(s) not added")
+    page.get_by_role("button", name="Remove input 2 (drop-2.png)").click()
+    expect(previews).to_have_count(3)
+    expect(page.get_by_role("button", name="Remove input 2 (drop-3.png)")).to_be_focused()
+    page.get_by_label("Model").select_option("test/test")
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("three red squares")
+    page.get_by_role("button", name="Generate").click()  # no paint: no mask, the inputs side by side
+    img = _loaded(page)
+    assert img.evaluate("i => i.naturalWidth") == 64
+    task = admin.ok("GET", "/v1/tasks?limit=1")["data"][0]
+    assert task["mode"] == "edit", task
+
+
+def test_fields_follow_the_model(gw: ServerProc, admin: Api, visits: Any) -> None:
+    catalog = {m["id"]: m for m in admin.ok("GET", "/v1/models?all=true")["data"]}
+    extra = [dict(catalog["dall-e-3"], ready=True), dict(catalog["flux-pro-1.0-fill"], ready=True)]
+
+    def listing(route: Route) -> None:  # two catalog models without credentials here, shown as ready
+        answer = route.fetch()
+        body = answer.json()
+        body["data"] += extra
+        route.fulfill(response=answer, body=json.dumps(body))
+
+    visit = visits()
+    visit.page.route("**/v1/models", listing)
+    page = visit.sign_in(admin.key or "")
+    edit = page.get_by_role("radio", name="Edit")
+    expect(edit).to_be_visible()
+    for label in ("Resolution", "Aspect ratio", "Quality", "Style", "Background", "Output format", "What to avoid"):
+        expect(page.get_by_label(label, exact=True)).to_be_visible()
+    expect(page.get_by_label("Moderation")).to_be_hidden()
+    expect(page.get_by_label("Images", exact=True)).to_have_attribute("max", "10")
+    assert (
+        page.locator("#aspect-ratio option").all_inner_texts()[1:]
+        == catalog["test/test"]["capabilities"]["aspect_ratios"]
+    )
+
+    page.get_by_label("Model").select_option("test/slow")
+    expect(page.get_by_label("Images", exact=True)).to_have_attribute("max", "4")
+    for label in ("Resolution", "Aspect ratio", "Quality", "Style", "What to avoid"):
+        expect(page.get_by_label(label, exact=True)).to_be_hidden()
+    edit.check()
+    expect(page.get_by_label("Input fidelity")).to_be_hidden()
+
+    page.get_by_label("Model").select_option("dall-e-3")  # generate only, one image, fixed sizes
+    expect(page.get_by_role("group", name="Mode")).to_be_hidden()  # one mode: nothing to choose
+    expect(edit).to_be_hidden()
+    assert page.locator("#mode-generate").is_checked()
+    expect(page.get_by_label("Input images")).to_be_hidden()
+    expect(page.get_by_label("Images", exact=True)).to_be_hidden()
+    sizes = page.locator("#size option").all_inner_texts()
+    assert sizes[1:] == catalog["dall-e-3"]["capabilities"]["sizes"] and "custom…" not in sizes, sizes
+    assert page.locator("#quality option").all_inner_texts()[1:] == catalog["dall-e-3"]["capabilities"]["qualities"]
+    expect(page.get_by_label("Style")).to_be_visible()
+    expect(page.get_by_label("Background")).to_be_hidden()
+
+    page.get_by_label("Model").select_option("flux-pro-1.0-fill")  # edit only: no Generate choice
+    expect(page.get_by_role("group", name="Mode")).to_be_hidden()
+    expect(page.get_by_label("Input images")).to_be_visible()
+    expect(page.locator("#inputs-count")).to_contain_text("0 of at most 1")
+    visit.shot("playground-fields")
+
+
+def _snippet(page: Page, lang: str) -> str:
+    page.get_by_role("button", name=f"Copy as {lang}").click()
+    expect(page.locator("#snippet-status")).to_contain_text(lang)
+    return page.locator("#snippet").inner_text()
+
+
+def _run(cmd: list[str], key: str, cwd: Path) -> dict[str, Any]:
+    env = {**os.environ, ENV_KEY: key}
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (cmd, done.stdout, done.stderr)
+    out = done.stdout
+    return json.loads(out[out.index("{") :])  # node prints its status first
+
+
+def test_the_request_as_curl_python_and_js_runs(gw: ServerProc, admin: Api, visits: Any, tmp_path: Path) -> None:
+    key = admin.key or ""
+    visit = visits()
+    visit.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = visit.sign_in(key)
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill('it\'s a "quoted" prompt; with $HOME and `ticks`')
+    page.get_by_label("Style").select_option("natural")
+    page.get_by_label("What to avoid").fill("blur")
+    curl = _snippet(page, "curl")
+    assert f"${ENV_KEY}" in curl and key not in curl and f"{gw.url}/v1/images/generations" in curl, curl
+    assert page.evaluate("() => navigator.clipboard.readText()") == curl
+    visit.shot("playground-curl")
+    for cmd, name in ((["bash", "-c", curl], "curl"), ([sys.executable, "-c", _snippet(page, "Python")], "Python")):
+        answer = _run(cmd, key, tmp_path)
+        assert _picture(gw, answer["data"][0]["url"]).size == (64, 64), name
+    python = page.locator("#snippet").inner_text()
+    assert "client.images.generate(" in python and '"negative_prompt": "blur"' in python, python
+    assert 'style="natural"' in python and key not in python, python
+
+    page.get_by_label("Run as a task (async)").check()
+    answer = _run(["bash", "-c", _snippet(page, "curl")], key, tmp_path)
+    assert answer["object"] == "image.task" and answer["status"] in ("queued", "running", "succeeded"), answer
+
+    _png(tmp_path / "input.png")
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 24, 64, 40))
+    mask.save(tmp_path / "mask.png")
+    page.get_by_label("Run as a task (async)").uncheck()
+    _edit_mode(page)
+    page.get_by_label("Input images").set_input_files(tmp_path / "input.png")
+    _paint_across_the_middle(page)
+    curl = _snippet(page, "curl")
+    assert "-F 'image[]=@input.png'" in curl and "-F 'mask=@mask.png'" in curl and "images/edits" in curl, curl
+    js = _snippet(page, "JS")
+    (tmp_path / "edit.mjs").write_text(js)
+    for cmd, name in (
+        (["bash", "-c", curl], "curl"),
+        ([sys.executable, "-c", _snippet(page, "Python")], "Python"),
+        (["node", "edit.mjs"], "JS"),
+    ):
+        if name == "JS" and shutil.which("node") is None:
+            continue  # the real-client tests need Node; here it is a bonus
+        answer = _run(cmd, key, tmp_path)
+        picture = _picture(gw, answer["data"][0]["url"])
+        assert picture.getpixel((5, 5)) == INPUT_RGB and picture.getpixel((60, 60)) == INPUT_RGB, name
+    visit.shot("playground-js")
+
+
+def test_phone_width_with_the_mask_painter_and_a_snippet(
+    gw: ServerProc, admin: Api, visits: Any, tmp_path: Path
+) -> None:
+    _, secret = admin.new_key(name="phone")  # a plain key: the playground's own tabs
+    visit = visits(PHONE)
+    page = visit.sign_in(secret)
+    _edit_mode(page)
+    page.get_by_label("Input images").set_input_files([_png(tmp_path / "a-rather-long-file-name-for-a-phone.png", 512)])
+    _paint_across_the_middle(page)
+    page.get_by_label("Prompt").fill("a phone-sized edit")
+    _snippet(page, "curl")
+    expect(page.locator("#snippet")).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width  # nothing wider than the phone
+    visit.shot("playground-phone-edit")
