@@ -142,6 +142,7 @@ def test_edit_an_uploaded_picture_under_a_painted_mask(gw: ServerProc, admin: Ap
     expect(page.locator("#generate-error")).to_contain_text("Add at least one input image")
     page.get_by_label("Input images").set_input_files(source)
     expect(page.get_by_role("img", name="Input image 1: input.png")).to_be_visible()
+    expect(page.locator("#generate-error")).to_be_hidden()
     _paint_across_the_middle(page)
     visit.shot("playground-mask")
     page.get_by_role("button", name="Generate").click()
@@ -160,6 +161,23 @@ def test_edit_an_uploaded_picture_under_a_painted_mask(gw: ServerProc, admin: Ap
     task = admin.ok("GET", "/v1/tasks?limit=1")["data"][0]
     assert task["mode"] == "edit", task
     visit.shot("playground-edit-result")
+
+    # the result, by its URL, is the next edit's input; the painter sizes its mask from that picture
+    href = urljoin(gw.url + "/console", page.get_by_role("link", name="Download").get_attribute("href") or "")
+    page.get_by_role("button", name="Remove input 1 (input.png)").click()
+    expect(page.get_by_role("list", name="Inputs chosen").get_by_role("listitem")).to_have_count(0)
+    expect(page.locator("#mask-field")).to_be_hidden()
+    page.get_by_label("Image URL").fill(href)
+    page.get_by_role("button", name="Add URL").click()
+    expect(page.get_by_role("list", name="Inputs chosen").get_by_role("listitem")).to_have_count(1)
+    _paint_across_the_middle(page)
+    page.get_by_label("Prompt").fill("now the door is green")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#generate-status")).to_contain_text("Done")
+    _loaded(page)
+    again = _picture(gw, page.get_by_role("link", name="Download").get_attribute("href") or "")
+    top = (0, 0, 64, 20)
+    assert again.crop(top).tobytes() == out.crop(top).tobytes()  # kept from the URL's picture
 
 
 def test_a_dropped_picture_is_an_input_and_the_model_bounds_how_many(

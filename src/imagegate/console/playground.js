@@ -199,6 +199,7 @@ function removeInput(index) {
 }
 
 function renderInputs(note = "") {
+  if (inputs.length && $("generate-error").dataset.inputs) showError($("generate-error"), null);
   const items = inputs.map((inp, i) => {
     const li = el("li");
     const label = `input ${i + 1} (${inp.name})`;
@@ -423,11 +424,14 @@ async function submit(event) {
   showError($("generate-error"), null);
   $("results").replaceChildren();
   const req = request();
+  delete $("generate-error").dataset.inputs;
   if (req.edit && !req.images.length) {
     showError($("generate-error"), new ApiError(0, { message: "Add at least one input image to edit.", param: "image" }));
+    $("generate-error").dataset.inputs = "missing";  // the first input added clears it
     $("input-images").focus();
     return;
   }
+  $("task-box").hidden = true;
   $("generate-status").textContent = req.edit ? "Editing…" : "Generating…";
   $("generate").disabled = true;
   const started = performance.now();
