@@ -343,3 +343,41 @@ def test_phone_width_with_the_mask_painter_and_a_snippet(
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= PHONE["width"], width  # nothing wider than the phone
     visit.shot("playground-phone-edit")
+
+
+def test_refusals_and_failed_tasks_are_readable(gw: ServerProc, admin: Api, visits: Any) -> None:
+    visit = visits()
+    page = visit.sign_in(admin.key or "")
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("an edit of nothing")
+    _edit_mode(page)
+    page.get_by_label("Image URL").fill("not a link")
+    page.get_by_role("button", name="Add URL").click()
+    expect(page.locator("#inputs-count")).to_contain_text("Enter an http(s) address of an image.")
+    expect(page.get_by_label("Image URL")).to_be_focused()
+    page.get_by_label("Image URL").fill(f"{gw.url}/v1/files/no-such-file.png")
+    page.keyboard.press("Enter")  # adds it, does not submit the form
+    expect(page.get_by_role("list", name="Inputs chosen").get_by_role("listitem")).to_have_count(1)
+    page.get_by_role("button", name="Generate").click()
+    alert = page.locator("#generate-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Error 4")
+    expect(alert).to_contain_text("parameter: image")
+    visit.shot("playground-edit-refused")
+
+    def failed(route: Route) -> None:  # the task's next poll says it failed upstream
+        answer = route.fetch()
+        task = answer.json()
+        task.update(status="failed", progress=None, error={"code": "upstream_error", "message": "the model fell over"})
+        route.fulfill(response=answer, body=json.dumps(task))
+
+    page.get_by_role("radio", name="Generate").check()
+    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Run as a task (async)").check()
+    page.route("**/v1/tasks/img_*", failed)
+    page.get_by_role("button", name="Generate").click()
+    expect(alert).to_contain_text("The task failed: the model fell over (upstream_error)")
+    expect(page.locator("#task-state")).to_contain_text("failed")
+    expect(page.get_by_role("button", name="Cancel task")).to_be_hidden()
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+    visit.shot("playground-task-failed")
