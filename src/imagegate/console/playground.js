@@ -126,8 +126,9 @@ function showMode() {
     $(`${id}-field`).hidden = !(c[capName] || []).length || (editOnly && !edit);
   }
   $("edit-inputs").hidden = !edit;
-  while (inputs.length > maxInputs()) dropInput(inputs.length - 1);
-  renderInputs();
+  const over = Math.max(inputs.length - maxInputs(), 0);
+  for (let i = 0; i < over; i++) dropInput(inputs.length - 1);
+  renderInputs(over ? `The last ${over} left out: this model takes at most ${maxInputs()}.` : "");
 }
 
 async function loadModels() {
@@ -451,7 +452,7 @@ async function submit(event) {
 }
 
 function watch(task, started) {
-  run = { id: task.id, timer: null, stopped: false, started };
+  run = { id: task.id, timer: null, stopped: false, started, said: null };
   $("task-box").hidden = false;
   $("cancel-task").hidden = false;
   $("cancel-task").disabled = false;
@@ -469,7 +470,8 @@ function showTask(task) {
     parts.push(`position ${task.queue_position} in the queue`);
   }
   $("task-state").textContent = `${parts.join(" · ")} · task ${task.id}`;
-  $("generate-status").textContent = `Task ${task.status}…`;
+  if (run.said !== task.status) $("generate-status").textContent = `Task ${task.status}…`;  // announced once
+  run.said = task.status;
   if (task.status === "succeeded") {
     const { started } = run;
     finish();
