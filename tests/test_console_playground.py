@@ -336,7 +336,19 @@ def test_phone_width_with_the_mask_painter_and_a_snippet(
     page = visit.sign_in(secret)
     _edit_mode(page)
     page.get_by_label("Input images").set_input_files([_png(tmp_path / "a-rather-long-file-name-for-a-phone.png", 512)])
-    _paint_across_the_middle(page)
+    canvas = page.locator("#mask-canvas")
+    expect(canvas).to_be_visible()
+    page.wait_for_function("() => document.getElementById('mask-canvas').width === 512")
+    canvas.scroll_into_view_if_needed()  # touch points are in viewport coordinates
+    box = canvas.bounding_box()
+    assert box is not None
+    cdp = visit.context.new_cdp_session(page)  # a finger, as the phone's touch screen sends it
+    y = box["y"] + box["height"] / 2
+    for kind, x in (("touchStart", 0.2), ("touchMove", 0.5), ("touchMove", 0.8), ("touchEnd", None)):
+        points = [] if x is None else [{"x": box["x"] + box["width"] * x, "y": y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    painted = "([x, y]) => document.getElementById('mask-canvas').getContext('2d').getImageData(x, y, 1, 1).data[3]"
+    assert page.evaluate(painted, [256, 256]) == 255 and page.evaluate(painted, [256, 20]) == 0
     page.get_by_label("Prompt").fill("a phone-sized edit")
     _snippet(page, "curl")
     expect(page.locator("#snippet")).to_be_visible()

@@ -275,7 +275,11 @@ function wireMask() {
   canvas.addEventListener("pointerdown", (event) => {
     if (!canvas.width || (event.pointerType === "mouse" && event.button !== 0)) return;
     event.preventDefault();
-    canvas.setPointerCapture(event.pointerId);
+    try {
+      canvas.setPointerCapture(event.pointerId);  // keep the stroke when the finger leaves the canvas
+    } catch {
+      // a pointer the browser no longer tracks: paint without capture
+    }
     mask.drawing = true;
     mask.last = pointAt(event);
     paint(mask.last, mask.last);
