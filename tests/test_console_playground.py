@@ -371,6 +371,7 @@ def test_refusals_and_failed_tasks_are_readable(gw: ServerProc, admin: Api, visi
     page.get_by_label("Image URL").fill(f"{gw.url}/v1/files/no-such-file.png")
     page.keyboard.press("Enter")  # adds it, does not submit the form
     expect(page.get_by_role("list", name="Inputs chosen").get_by_role("listitem")).to_have_count(1)
+    expect(page.locator("#mask-note")).to_contain_text("does not load here")
     page.get_by_role("button", name="Generate").click()
     alert = page.locator("#generate-error")
     expect(alert).to_be_visible()

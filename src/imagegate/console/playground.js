@@ -227,14 +227,21 @@ function setMaskImage(src) {
   canvas.height = 0;
   clearMask();
   if (!src) {
+    $("mask-note").textContent = "";
     img.removeAttribute("src");
     return;
   }
+  $("mask-note").textContent = "";
   img.onload = () => {
     if (mask.src !== src) return;
     canvas.width = img.naturalWidth;
     canvas.height = img.naturalHeight;
     clearMask();
+  };
+  img.onerror = () => {
+    if (mask.src !== src) return;
+    $("mask-note").textContent = "This picture does not load here, so no mask can be painted on it; "
+      + "it is still sent (the gateway fetches it).";
   };
   img.src = src;
 }
