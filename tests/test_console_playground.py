@@ -1,8 +1,9 @@
 """The console's Playground, driven in headless Chromium (Playwright) against a real server: an async
 task watched on a live progress bar (and one canceled, and one left behind on sign-out), an edit of an
 uploaded or dropped picture under a painted mask (the result checked pixel by pixel with Pillow), the
-form following each model's capabilities, and the request copied as curl, Python (the openai SDK) and
-JS (fetch) then run for real. Phone width keeps everything inside the viewport."""
+form following each model's capabilities, a streamed run, and the request copied as curl, Python (the
+openai SDK) and JS (fetch) then run for real. Phone width keeps everything inside the viewport, and the
+mask painter takes a finger there."""
 
 from __future__ import annotations
 
@@ -395,3 +396,45 @@ def test_refusals_and_failed_tasks_are_readable(gw: ServerProc, admin: Api, visi
     expect(page.get_by_role("button", name="Cancel task")).to_be_hidden()
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
     visit.shot("playground-task-failed")
+
+
+def test_a_streamed_generation_and_its_python_snippet(gw: ServerProc, admin: Api, visits: Any, tmp_path: Path) -> None:
+    key = admin.key or ""
+    visit = visits()
+    page = visit.sign_in(key)
+    page.get_by_label("Size", exact=True).select_option("64x64")
+    page.get_by_label("Prompt").fill("a kite over the dunes")
+    page.get_by_label("Run as a task (async)").check()
+    page.get_by_label("Stream previews").check()  # one or the other
+    expect(page.get_by_label("Run as a task (async)")).not_to_be_checked()
+    page.get_by_role("button", name="Generate").click()
+    img = _loaded(page)
+    assert img.evaluate("i => i.naturalWidth") == 64
+    assert (img.get_attribute("src") or "").startswith("data:image/png;base64,")
+    expect(page.locator("#generate-status")).to_contain_text("Done: 1 image(s)")
+    expect(page.locator("#results .facts")).to_contain_text("64x64")
+    expect(page.get_by_role("link", name="Download")).to_have_attribute("download", "imagegate-image-1.png")
+    python = _snippet(page, "Python")
+    assert "stream=True" in python and "partial_images=2" in python, python
+    env = {**os.environ, ENV_KEY: key}
+    done = subprocess.run(
+        [sys.executable, "-c", python], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "image_generation.completed" in done.stdout, (done.stdout, done.stderr)
+    curl = _snippet(page, "curl")
+    done = subprocess.run(["bash", "-c", curl], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "event: image_generation.completed" in done.stdout, done.stderr
+    visit.shot("playground-streamed")
+
+    _edit_mode(page)  # a streamed edit: multipart, the same events named image_edit.*
+    page.get_by_label("Input images").set_input_files(_png(tmp_path / "input.png"))
+    _paint_across_the_middle(page)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#generate-status")).to_contain_text("Done: 1 image(s)")
+    img = _loaded(page)
+    assert img.evaluate("i => i.naturalWidth") == 64
+    top = img.evaluate(
+        "i => { const c = document.createElement('canvas'); c.width = c.height = 64;"
+        " const x = c.getContext('2d'); x.drawImage(i, 0, 0); return [...x.getImageData(5, 5, 1, 1).data]; }"
+    )
+    assert tuple(top[:3]) == INPUT_RGB, top  # the mask kept the corner

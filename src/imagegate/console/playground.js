@@ -1,6 +1,6 @@
 // Playground: pick a model, and the form offers only what its /v1/models capabilities accept; generate or edit
-// (input images by file, drop or URL, an optional painted mask), sync or as a task with a live progress bar;
-// the pictures show with download links, cost and latency; the request the form makes is offered as curl,
+// (input images by file, drop or URL, an optional painted mask), sync, streamed (previews as they come) or as a
+// task with a live progress bar; the pictures show with download links, cost and latency; the request is offered as curl,
 // Python (the openai SDK) or JS (fetch), the key left as $IMAGEGATE_API_KEY.
 
 import { $, ApiError, api, el, option, showError, state } from "./api.js";
@@ -13,6 +13,7 @@ const CUSTOM = "custom";
 const DEFAULT = "";
 const POLL_MS = 500;
 const ENV_KEY = "IMAGEGATE_API_KEY";
+const PARTIALS = 2;  // previews asked for when streaming (a model may make fewer, or none)
 // select id -> [request parameter, capability listing its values, only in edit mode]
 const CHOICES = {
   resolution: ["resolution", "resolutions"],
@@ -27,9 +28,9 @@ const CHOICES = {
 // the parameters OpenAI's SDK takes by name; the others go in extra_body
 const SDK_PARAMS = {
   generate: new Set(["model", "prompt", "n", "size", "quality", "style", "response_format", "output_format",
-    "background", "moderation", "output_compression", "user"]),
+    "background", "moderation", "output_compression", "user", "stream", "partial_images"]),
   edit: new Set(["model", "prompt", "n", "size", "quality", "response_format", "output_format", "background",
-    "input_fidelity", "output_compression", "user"]),
+    "input_fidelity", "output_compression", "user", "stream", "partial_images"]),
 };
 
 const inputs = [];  // the edit's input images, in order: { file, name, src } or { url, name, src }
@@ -369,7 +370,11 @@ function fields() {
   const n = Number($("n").value);
   if (!$("n-field").hidden && $("n").value !== "" && n !== 1) body.n = n;
   if (!$("seed-field").hidden && $("seed").value !== "") body.seed = Number($("seed").value);
-  body.response_format = "url";
+  if ($("stream").checked) {
+    Object.assign(body, { stream: true, partial_images: PARTIALS, response_format: "b64_json" });  // events carry base64
+  } else {
+    body.response_format = "url";
+  }
   if ($("run-async").checked) body.async = true;
   return body;
 }
@@ -449,6 +454,11 @@ async function submit(event) {
   const started = performance.now();
   try {
     const body = req.edit ? await formData(req) : req.fields;
+    if (req.fields.stream) {
+      showImages(await streamed(req.path, body), started);
+      $("generate").disabled = false;
+      return;
+    }
     const answer = await api("POST", `v1/${req.path}`, body);
     if (isTask(answer)) {
       watch(answer, started);
@@ -542,6 +552,55 @@ async function cancel() {
   }
 }
 
+// ---- streaming (stream: true): OpenAI's image events as server-sent events, previews shown as they come
+
+async function streamed(path, body) {
+  const headers = { authorization: `Bearer ${state.key}` };
+  if (!(body instanceof FormData)) headers["content-type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(`v1/${path}`, { method: "POST", headers, body: body instanceof FormData ? body : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, { message: `The gateway could not be reached (${err.message}).` });
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let data = null;
+    try { data = JSON.parse(text); } catch { data = null; }
+    throw new ApiError(res.status, data?.error || { message: text || res.statusText });
+  }
+  const done = [];
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done: end } = await reader.read();
+    if (end) break;
+    buffer += value.replaceAll("\r\n", "\n");
+    for (let cut = buffer.indexOf("\n\n"); cut >= 0; cut = buffer.indexOf("\n\n")) {
+      const data = buffer.slice(0, cut).split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim());
+      buffer = buffer.slice(cut + 2);
+      if (data.length) onStreamEvent(JSON.parse(data.join("\n")), done);
+    }
+  }
+  $("previews").replaceChildren();
+  $("previews").hidden = true;
+  const first = done[0] || {};
+  return { data: done.map((e) => ({ b64_json: e.b64_json })), size: first.size, output_format: first.output_format };
+}
+
+function onStreamEvent(event, done) {
+  if (event.type === "error") throw new ApiError(0, event.error || { message: "the stream ended with an error" });
+  if (event.type?.endsWith(".partial_image")) {
+    const n = (event.partial_image_index ?? 0) + 1;
+    const src = `data:image/${event.output_format || "png"};base64,${event.b64_json}`;
+    $("previews").replaceChildren(el("img", null, { src, alt: `Preview ${n} of the image being made` }));
+    $("previews").hidden = false;
+    $("generate-status").textContent = `Preview ${n}…`;
+  } else if (event.type?.endsWith(".completed")) {
+    done.push(event);
+  }
+}
+
 // ---- the request as code
 
 function apiBase() {
@@ -558,7 +617,8 @@ function fileName(inp, i) {
 }
 
 function curlSnippet(req) {
-  const lines = [`curl -sS ${sh(`${apiBase()}/${req.path}`)}`, `-H "Authorization: Bearer $${ENV_KEY}"`];
+  const lines = [`curl -sS${req.fields.stream ? "N" : ""} ${sh(`${apiBase()}/${req.path}`)}`,
+    `-H "Authorization: Bearer $${ENV_KEY}"`];
   if (!req.edit) {
     lines.push("-H 'Content-Type: application/json'", `-d ${sh(JSON.stringify(req.fields))}`);
   } else {
@@ -607,7 +667,9 @@ function pythonSnippet(req) {
     `result = client.images.${req.edit ? "edit" : "generate"}(`,
     ...args.map((a) => `    ${a},`),
     ")",
-    "print(result.model_dump_json(indent=2))",
+    ...(req.fields.stream
+      ? ["for event in result:  # partial_image previews, then one completed event per image", "    print(event.type)"]
+      : ["print(result.model_dump_json(indent=2))"]),
   ].join("\n");
 }
 
@@ -633,7 +695,8 @@ function jsSnippet(req) {
     lines.push(`const res = await fetch(${url}, {`, '  method: "POST",', `  headers: { ${auth} },`,
       "  body: form,", "});");
   }
-  lines.push("console.log(res.status, JSON.stringify(await res.json(), null, 2));");
+  lines.push(req.fields.stream ? "console.log(res.status, await res.text());  // server-sent events"
+    : "console.log(res.status, JSON.stringify(await res.json(), null, 2));");
   return lines.join("\n");
 }
 
@@ -680,6 +743,8 @@ export const panel = {
     for (const id of ["mode-generate", "mode-edit"]) $(id).addEventListener("change", showMode);
     $("generate-form").addEventListener("submit", submit);
     $("cancel-task").addEventListener("click", cancel);
+    $("stream").addEventListener("change", () => { if ($("stream").checked) $("run-async").checked = false; });
+    $("run-async").addEventListener("change", () => { if ($("run-async").checked) $("stream").checked = false; });
     for (const button of document.querySelectorAll("#panel-playground [data-lang]")) {
       button.addEventListener("click", () => showSnippet(button.dataset.lang));
     }
@@ -693,6 +758,8 @@ export const panel = {
     renderInputs();
     state.models = [];
     $("task-box").hidden = true;
+    $("previews").replaceChildren();
+    $("previews").hidden = true;
     $("results").replaceChildren();
     $("generate-status").textContent = "";
     $("snippet").textContent = "";
