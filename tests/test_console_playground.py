@@ -426,6 +426,33 @@ def test_a_streamed_generation_and_its_python_snippet(gw: ServerProc, admin: Api
     assert done.returncode == 0 and "event: image_generation.completed" in done.stdout, done.stderr
     visit.shot("playground-streamed")
 
+    def previews_then_done(route: Route) -> None:  # a model that makes previews: two, then the image
+        def frame(kind: str, rgb: tuple[int, int, int], **more: Any) -> str:
+            buf = io.BytesIO()
+            Image.new("RGB", (64, 64), rgb).save(buf, "PNG")
+            data = {"type": kind, "b64_json": base64.b64encode(buf.getvalue()).decode(), "size": "64x64", **more}
+            return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+        body = ": keep-alive\n\n" + frame("image_generation.partial_image", (9, 9, 9), partial_image_index=0)
+        body += frame("image_generation.partial_image", (99, 99, 99), partial_image_index=1)
+        body += frame("image_generation.completed", (200, 100, 0), output_format="png")
+        route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    page.evaluate(
+        """() => { window.seen = [];
+          new MutationObserver((rs) => rs.forEach((r) => r.addedNodes.forEach((n) => window.seen.push(n.alt))))
+            .observe(document.getElementById('previews'), { childList: true }); }"""
+    )
+    page.route("**/v1/images/generations", previews_then_done)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#generate-status")).to_contain_text("Done: 1 image(s)")
+    assert page.evaluate("() => window.seen") == [
+        "Preview 1 of the image being made",
+        "Preview 2 of the image being made",
+    ]
+    expect(page.locator("#previews")).to_be_hidden()
+    page.unroute("**/v1/images/generations")
+
     _edit_mode(page)  # a streamed edit: multipart, the same events named image_edit.*
     page.get_by_label("Input images").set_input_files(_png(tmp_path / "input.png"))
     _paint_across_the_middle(page)
