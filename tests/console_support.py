@@ -96,7 +96,7 @@ class Visit:
         page.get_by_label("API key").fill(key)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("tab", name="Playground")).to_be_visible()
-        expect(page.get_by_label("Model")).to_have_value("test/test")
+        expect(page.get_by_label("Model", exact=True)).to_have_value("test/test")
         return page
 
     def shot(self, name: str, doc: bool = False) -> None:

@@ -37,11 +37,11 @@ def test_admin_generates_and_sees_a_readable_refusal(gw: ServerProc, admin: Api,
     expect(page.get_by_role("tab", name="Keys")).to_be_visible()
     sizes = page.locator("#size option").all_inner_texts()
     assert "64x64" in sizes and "2048x2048" in sizes and "custom…" in sizes, sizes
-    page.get_by_label("Model").select_option("test/priced")  # its rule stops at 2048 a side
+    page.get_by_label("Model", exact=True).select_option("test/priced")  # its rule stops at 2048 a side
     assert "2048x2048" in page.locator("#size option").all_inner_texts()
-    page.get_by_label("Model").select_option("test/test")
+    page.get_by_label("Model", exact=True).select_option("test/test")
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("a lighthouse at dusk")
+    page.get_by_label("Prompt", exact=True).fill("a lighthouse at dusk")
     page.get_by_role("button", name="Generate").click()
     img = page.locator("#results img").first
     expect(img).to_be_visible()
@@ -120,7 +120,7 @@ def test_tasks_tab_lists_a_playground_task_and_shows_a_refused_cancel(gw: Server
     visit = visits(PHONE)
     page = visit.sign_in(secret)
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("a tasks tab")
+    page.get_by_label("Prompt", exact=True).fill("a tasks tab")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#results img").first).to_be_visible()
     played = mine.ok("GET", "/v1/tasks?limit=1")["data"][0]["id"]

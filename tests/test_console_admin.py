@@ -47,7 +47,7 @@ def test_admin_edits_a_keys_settings_in_a_dialog(gw: ServerProc, admin: Api, vis
     expect(dialog.get_by_role("heading", name="Settings of editable")).to_be_visible()
     expect(dialog.get_by_label("Key name")).to_be_focused()
     expect(dialog.get_by_label("Balance (USD)")).to_have_value("5")
-    dialog.get_by_label("Allowlist (patterns)").fill("test/test\ntest/pri*, openai/*")
+    dialog.get_by_label("Model allowlist").fill("test/test\ntest/pri*, openai/*")
     dialog.get_by_label("Monthly budget (USD)").fill("2.5")
     dialog.get_by_label("Requests per minute").fill("30")
     dialog.get_by_label("Concurrent tasks").fill("2")
@@ -167,9 +167,9 @@ def test_budget_and_allowlist_refusals_read_clearly_in_the_playground(gw: Server
 
     user = visits()
     played = user.sign_in(secret)
-    played.get_by_label("Model").select_option("test/priced")
+    played.get_by_label("Model", exact=True).select_option("test/priced")
     played.get_by_label("Size", exact=True).select_option("64x64")
-    played.get_by_label("Prompt").fill("one image too many")
+    played.get_by_label("Prompt", exact=True).fill("one image too many")
     played.get_by_role("button", name="Generate").click()
     alert = played.locator("#generate-error")
     expect(alert).to_contain_text("Error 402")
@@ -177,7 +177,7 @@ def test_budget_and_allowlist_refusals_read_clearly_in_the_playground(gw: Server
     expect(alert).to_contain_text("an admin can raise it")
     user.shot("playground-budget")
 
-    played.get_by_label("Model").select_option("test/test")
+    played.get_by_label("Model", exact=True).select_option("test/test")
     played.get_by_role("button", name="Generate").click()
     expect(alert).to_contain_text("Error 403")
     expect(alert).to_contain_text("this key may not use the model 'test/test'")
@@ -235,7 +235,7 @@ def test_spend_tab_charts_totals_and_csv_match_the_usage_api(
     page.get_by_role("tab", name="Spend").click()
     day_chart = page.locator("#spend-day svg[role=img]")
     expect(day_chart).to_be_visible()
-    start, end = page.get_by_label("From").input_value(), page.get_by_label("To (inclusive)").input_value()
+    start, end = page.get_by_label("From", exact=True).input_value(), page.get_by_label("To (inclusive)").input_value()
     assert end == datetime.now(UTC).date().isoformat()
     assert start == (datetime.now(UTC) - timedelta(days=29)).date().isoformat()
     period = f"from={start}&to={TOMORROW}"
@@ -273,7 +273,7 @@ def test_spend_tab_charts_totals_and_csv_match_the_usage_api(
     assert expected.status_code == 200 and saved.read_text() == expected.text
     assert "test/priced" in expected.text
 
-    page.get_by_label("From").fill("2001-01-01")
+    page.get_by_label("From", exact=True).fill("2001-01-01")
     page.get_by_label("To (inclusive)").fill("2001-01-31")
     page.get_by_role("button", name="Show", exact=True).click()
     expect(page.locator("#spend-empty")).to_be_visible()

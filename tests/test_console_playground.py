@@ -75,9 +75,9 @@ def _paint_across_the_middle(page: Page) -> None:
 def test_async_generation_shows_live_progress_then_the_image(gw: ServerProc, admin: Api, visits: Any) -> None:
     visit = visits()
     page = visit.sign_in(admin.key or "")
-    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Model", exact=True).select_option("test/slow")
     page.get_by_label("Size", exact=True).select_option("256x256")
-    page.get_by_label("Prompt").fill("a lighthouse on a cliff at dusk, warm light in the fog")
+    page.get_by_label("Prompt", exact=True).fill("a lighthouse on a cliff at dusk, warm light in the fog")
     page.get_by_label("Run as a task (async)").check()
     page.get_by_role("button", name="Generate").click()
     bar = page.get_by_label("Task progress")
@@ -105,9 +105,9 @@ def test_async_generation_shows_live_progress_then_the_image(gw: ServerProc, adm
 def test_an_async_task_can_be_canceled_and_sign_out_stops_watching(gw: ServerProc, admin: Api, visits: Any) -> None:
     visit = visits()
     page = visit.sign_in(admin.key or "")
-    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Model", exact=True).select_option("test/slow")
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("a canceled thought")
+    page.get_by_label("Prompt", exact=True).fill("a canceled thought")
     page.get_by_label("Run as a task (async)").check()
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#task-state")).to_contain_text("running")
@@ -120,7 +120,7 @@ def test_an_async_task_can_be_canceled_and_sign_out_stops_watching(gw: ServerPro
     assert task["status"] == "canceled", task
     visit.shot("playground-task-canceled")
 
-    page.get_by_label("Prompt").fill("left behind")
+    page.get_by_label("Prompt", exact=True).fill("left behind")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#task-state")).to_contain_text("running")
     polls: list[str] = []
@@ -137,7 +137,7 @@ def test_edit_an_uploaded_picture_under_a_painted_mask(gw: ServerProc, admin: Ap
     visit = visits()
     page = visit.sign_in(admin.key or "")
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("a red door in a blue wall")
+    page.get_by_label("Prompt", exact=True).fill("a red door in a blue wall")
     _edit_mode(page)
     page.get_by_role("button", name="Generate").click()  # no input yet: said so, nothing sent
     expect(page.locator("#generate-error")).to_contain_text("Add at least one input image")
@@ -172,7 +172,7 @@ def test_edit_an_uploaded_picture_under_a_painted_mask(gw: ServerProc, admin: Ap
     page.get_by_role("button", name="Add URL").click()
     expect(page.get_by_role("list", name="Inputs chosen").get_by_role("listitem")).to_have_count(1)
     _paint_across_the_middle(page)
-    page.get_by_label("Prompt").fill("now the door is green")
+    page.get_by_label("Prompt", exact=True).fill("now the door is green")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#generate-status")).to_contain_text("Done")
     _loaded(page)
@@ -186,7 +186,7 @@ def test_a_dropped_picture_is_an_input_and_the_model_bounds_how_many(
 ) -> None:
     visit = visits()
     page = visit.sign_in(admin.key or "")
-    page.get_by_label("Model").select_option("test/slow")  # at most 4 input images
+    page.get_by_label("Model", exact=True).select_option("test/slow")  # at most 4 input images
     _edit_mode(page)
     data = base64.b64encode(_png(tmp_path / "drop.png", 48, (200, 40, 40)).read_bytes()).decode()
     page.evaluate(
@@ -206,9 +206,9 @@ def test_a_dropped_picture_is_an_input_and_the_model_bounds_how_many(
     page.get_by_role("button", name="Remove input 2 (drop-2.png)").click()
     expect(previews).to_have_count(3)
     expect(page.get_by_role("button", name="Remove input 2 (drop-3.png)")).to_be_focused()
-    page.get_by_label("Model").select_option("test/test")
+    page.get_by_label("Model", exact=True).select_option("test/test")
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("three red squares")
+    page.get_by_label("Prompt", exact=True).fill("three red squares")
     page.get_by_role("button", name="Generate").click()  # no paint: no mask, the inputs side by side
     img = _loaded(page)
     assert img.evaluate("i => i.naturalWidth") == 64
@@ -231,7 +231,7 @@ def test_fields_follow_the_model(gw: ServerProc, admin: Api, visits: Any) -> Non
     page = visit.sign_in(admin.key or "")
     edit = page.get_by_role("radio", name="Edit")
     expect(edit).to_be_visible()
-    for label in ("Resolution", "Aspect ratio", "Quality", "Style", "Background", "Output format", "What to avoid"):
+    for label in ("Resolution", "Aspect ratio", "Quality", "Style", "Background", "Output format", "Negative prompt"):
         expect(page.get_by_label(label, exact=True)).to_be_visible()
     expect(page.get_by_label("Moderation")).to_be_hidden()
     expect(page.get_by_label("Images", exact=True)).to_have_attribute("max", "10")
@@ -240,14 +240,14 @@ def test_fields_follow_the_model(gw: ServerProc, admin: Api, visits: Any) -> Non
         == catalog["test/test"]["capabilities"]["aspect_ratios"]
     )
 
-    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Model", exact=True).select_option("test/slow")
     expect(page.get_by_label("Images", exact=True)).to_have_attribute("max", "4")
-    for label in ("Resolution", "Aspect ratio", "Quality", "Style", "What to avoid"):
+    for label in ("Resolution", "Aspect ratio", "Quality", "Style", "Negative prompt"):
         expect(page.get_by_label(label, exact=True)).to_be_hidden()
     edit.check()
     expect(page.get_by_label("Input fidelity")).to_be_hidden()
 
-    page.get_by_label("Model").select_option("dall-e-3")  # generate only, one image, fixed sizes
+    page.get_by_label("Model", exact=True).select_option("dall-e-3")  # generate only, one image, fixed sizes
     expect(page.get_by_role("group", name="Mode")).to_be_hidden()  # one mode: nothing to choose
     expect(edit).to_be_hidden()
     assert page.locator("#mode-generate").is_checked()
@@ -259,7 +259,7 @@ def test_fields_follow_the_model(gw: ServerProc, admin: Api, visits: Any) -> Non
     expect(page.get_by_label("Style")).to_be_visible()
     expect(page.get_by_label("Background")).to_be_hidden()
 
-    page.get_by_label("Model").select_option("flux-pro-1.0-fill")  # edit only: no Generate choice
+    page.get_by_label("Model", exact=True).select_option("flux-pro-1.0-fill")  # edit only: no Generate choice
     expect(page.get_by_role("group", name="Mode")).to_be_hidden()
     expect(page.get_by_label("Input images")).to_be_visible()
     expect(page.locator("#inputs-count")).to_contain_text("0 of at most 1")
@@ -286,9 +286,9 @@ def test_the_request_as_curl_python_and_js_runs(gw: ServerProc, admin: Api, visi
     visit.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = visit.sign_in(key)
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill('it\'s a "quoted" prompt; with $HOME and `ticks`')
+    page.get_by_label("Prompt", exact=True).fill('it\'s a "quoted" prompt; with $HOME and `ticks`')
     page.get_by_label("Style").select_option("natural")
-    page.get_by_label("What to avoid").fill("blur")
+    page.get_by_label("Negative prompt").fill("blur")
     curl = _snippet(page, "curl")
     assert f"${ENV_KEY}" in curl and key not in curl and f"{gw.url}/v1/images/generations" in curl, curl
     assert page.evaluate("() => navigator.clipboard.readText()") == curl
@@ -351,7 +351,7 @@ def test_phone_width_with_the_mask_painter_and_a_snippet(
         cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
     painted = "([x, y]) => document.getElementById('mask-canvas').getContext('2d').getImageData(x, y, 1, 1).data[3]"
     assert page.evaluate(painted, [256, 256]) == 255 and page.evaluate(painted, [256, 20]) == 0
-    page.get_by_label("Prompt").fill("a phone-sized edit")
+    page.get_by_label("Prompt", exact=True).fill("a phone-sized edit")
     _snippet(page, "curl")
     expect(page.locator("#snippet")).to_be_visible()
     width = page.evaluate("() => document.documentElement.scrollWidth")
@@ -363,7 +363,7 @@ def test_refusals_and_failed_tasks_are_readable(gw: ServerProc, admin: Api, visi
     visit = visits()
     page = visit.sign_in(admin.key or "")
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("an edit of nothing")
+    page.get_by_label("Prompt", exact=True).fill("an edit of nothing")
     _edit_mode(page)
     page.get_by_label("Image URL").fill("not a link")
     page.get_by_role("button", name="Add URL").click()
@@ -387,7 +387,7 @@ def test_refusals_and_failed_tasks_are_readable(gw: ServerProc, admin: Api, visi
         route.fulfill(response=answer, body=json.dumps(task))
 
     page.get_by_role("radio", name="Generate").check()
-    page.get_by_label("Model").select_option("test/slow")
+    page.get_by_label("Model", exact=True).select_option("test/slow")
     page.get_by_label("Run as a task (async)").check()
     page.route("**/v1/tasks/img_*", failed)
     page.get_by_role("button", name="Generate").click()
@@ -403,7 +403,7 @@ def test_a_streamed_generation_and_its_python_snippet(gw: ServerProc, admin: Api
     visit = visits()
     page = visit.sign_in(key)
     page.get_by_label("Size", exact=True).select_option("64x64")
-    page.get_by_label("Prompt").fill("a kite over the dunes")
+    page.get_by_label("Prompt", exact=True).fill("a kite over the dunes")
     page.get_by_label("Run as a task (async)").check()
     page.get_by_label("Stream previews").check()  # one or the other
     expect(page.get_by_label("Run as a task (async)")).not_to_be_checked()

@@ -307,8 +307,8 @@ def test_admin_filters_by_key_model_status_and_date_and_a_key_sees_only_its_own(
     expect(table).to_contain_text("filter-a")
     expect(table).not_to_contain_text(b_canceled)
 
-    page.get_by_label("Filter by catalog id").fill("test/priced")
-    page.get_by_label("Filter by catalog id").press("Enter")
+    page.get_by_label("Filter by model").fill("test/priced")
+    page.get_by_label("Filter by model").press("Enter")
     expect(rows).to_have_count(1)
     expect(table).to_contain_text(a_priced)
 

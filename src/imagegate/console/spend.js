@@ -136,7 +136,7 @@ function render(byDay, byModel) {
   const range = `${$("spend-from").value} to ${$("spend-to").value}`;
   const daySummary = `Bar chart of spend per day (USD), ${range}: total ${dollars(total.spend_usd)}`
     + (busiest.spend_usd ? `, highest ${dollars(busiest.spend_usd)} on ${busiest.group}` : ", nothing spent");
-  const modelSummary = `Bar chart of spend per catalog entry (USD), ${range}: `
+  const modelSummary = `Bar chart of spend per model (USD), ${range}: `
     + (models.map((r) => `${r.group} ${dollars(r.spend_usd)}`).join(", ") || "none");
   drawChart($("spend-day"), dayChart(days, daySummary), dataTable("Per day", "Day", days.filter((r) => r.tasks)));
   drawChart($("spend-model"), modelChart(models, modelSummary), dataTable("Per model", "Model", models));
