@@ -36,6 +36,7 @@ BODYLESS = {
     "rotate_webhook_secret",
     "admin_rotate_key",
     "admin_redeliver",
+    "admin_cancel_task",
 }  # POSTs that take no body by design
 QUERY = {
     **{("post", path): {"async", "callback_url"} for path in CREATES},
