@@ -101,11 +101,11 @@ class Visit:
 
     def shot(self, name: str, doc: bool = False) -> None:
         """A full-page screenshot in the test's temp dir; ``doc``: also the README's docs/console-NAME.png
-        when IMAGEGATE_DOC_SHOTS=1 (a viewport-sized one, as a reader sees the page)."""
+        when IMAGEGATE_DOC_SHOTS=1 (the whole page, as on a desktop)."""
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
         if doc and os.environ.get("IMAGEGATE_DOC_SHOTS") == "1":
             DOCS.mkdir(exist_ok=True)
-            self.page.screenshot(path=str(DOCS / f"console-{name}.png"))
+            self.page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
 
     def close(self) -> None:
         self.context.close()
