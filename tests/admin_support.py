@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -66,3 +67,17 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProc:
 def admin_api(srv: ServerProc) -> Api:
     """The first key, made an admin by the CLI (as ``make serve`` does)."""
     return Api(srv, srv.create_key(name="root", extra=["--admin"]))
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    """A module's server (``start_server``); a module importing ``gw`` and ``admin`` shares it."""
+    srv = start_server(tmp_path_factory)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(gw: ServerProc) -> Api:
+    """The admin key of whichever ``gw`` the requesting module sees."""
+    return admin_api(gw)

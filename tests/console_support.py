@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
-from tests.admin_support import Api, admin_api
+from tests.admin_support import admin
 from tests.conftest import ServerProc
 
+__all__ = ["admin", "browser", "gw", "visits"]  # the fixtures a console test module imports
 CHROMIUM = Path("/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost"}
 PHONE = {"width": 390, "height": 844}
@@ -43,11 +44,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
     srv = start_console_server(tmp_path_factory)
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(gw: ServerProc) -> Api:
-    return admin_api(gw)
 
 
 @pytest.fixture(scope="module")

@@ -4,25 +4,13 @@ budget 402, credits, expiry), seen through the OpenAI SDK."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
 import pytest
 
-from tests.admin_support import ROUTES, Api, admin_api, bad_request, start_server
+from tests.admin_support import ROUTES, Api, admin, bad_request, gw
 from tests.conftest import ServerProc
 
-
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
-    srv = start_server(tmp_path_factory)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(gw: ServerProc) -> Api:
-    return admin_api(gw)
+__all__ = ["admin", "gw"]  # the shared fixtures this module uses
 
 
 def sdk(srv: ServerProc, secret: str) -> openai.OpenAI:

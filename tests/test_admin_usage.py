@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,26 +14,16 @@ import httpx
 import pytest
 
 from imagegate.api import admin_schemas, schemas
-from tests.admin_support import Api, admin_api, bad_request, start_server
+from tests.admin_support import Api, admin, bad_request, gw
 from tests.async_support import Receiver, wait_until
 from tests.conftest import ServerProc
+
+__all__ = ["admin", "gw"]  # the shared fixtures this module uses
 from tests.openapi_support import schemathesis
 from tests.test_openapi import conforms
 
 TODAY = datetime.now(UTC).date().isoformat()
 TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
-
-
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
-    srv = start_server(tmp_path_factory)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(gw: ServerProc) -> Api:
-    return admin_api(gw)
 
 
 @pytest.fixture(scope="module")

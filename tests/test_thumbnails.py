@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,20 +24,10 @@ from imagegate.settings import Settings
 from imagegate.storage import open_storage
 from tests.admin_support import Api, admin_api, bad_request
 from tests.conftest import ServerProc
-from tests.console_support import start_console_server
+from tests.console_support import admin, gw, start_console_server
 from tests.profiles import cluster_parts
 
-
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
-    srv = start_console_server(tmp_path_factory)  # test/test, test/priced and test/slow (4 s per image)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(gw: ServerProc) -> Api:
-    return admin_api(gw)
+__all__ = ["admin", "gw"]  # the console server (test/test, test/priced, test/slow) and its admin
 
 
 @pytest.fixture(scope="module")
