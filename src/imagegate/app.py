@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from imagegate.api import admin_keys, admin_ops, errors, files, system, tasks, thumbnails, uploads, webhooks
+from imagegate.api import admin_keys, admin_ops, errors, files, own_key, system, tasks, thumbnails, uploads, webhooks
 from imagegate.api.access import AccessMiddleware, configure_access_log
 from imagegate.api.console import install_console
 from imagegate.api.deps import Gateway
@@ -280,7 +280,7 @@ def create_app(settings: Settings | None = None, role: str = "serve") -> FastAPI
     errors.install(app)
     for dialect in gw.dialects:  # first: the create routes carry most of the traffic
         add_dialect(app.router, dialect)
-    for module in (system, files, tasks, thumbnails, uploads, webhooks, admin_keys, admin_ops):
+    for module in (system, files, tasks, thumbnails, uploads, webhooks, own_key, admin_keys, admin_ops):
         app.include_router(module.router)
     install_console(app)
     install_docs(app)
