@@ -3,7 +3,7 @@
 // enter/leave on sign-in/out, show/hide as its tab is selected (live panels poll only while shown).
 // Plain ES modules, no framework, no build step; every call goes to this gateway's own API.
 
-import { $, ApiError, api, showError, state } from "./api.js";
+import { $, ApiError, api, setText, showError, state } from "./api.js";
 import { panel as gallery } from "./gallery.js";
 import { panel as keys } from "./keys.js";
 import { panel as models } from "./models.js";
@@ -14,24 +14,57 @@ import { panel as tasks } from "./tasks.js";
 const STORE = "imagegate.console.key";
 const PANELS = [playground, gallery, tasks, keys, spend, models];
 let shown = null;
+let shownKey = null;  // the signed-in key's object, as GET v1/key last answered
 
 function usable() {
   return PANELS.filter((p) => state.admin || !p.admin);
 }
 
 async function signIn(key) {
-  await api("GET", "v1/tasks?limit=1", undefined, { key });  // a 401 here: the key is wrong (the model list is open)
-  let admin = false;
-  try {
-    await api("GET", "admin/v1/keys", undefined, { key });
-    admin = true;
-  } catch (err) {
-    if (err.status !== 403) throw err;
-  }
+  const own = await api("GET", "v1/key", undefined, { key });  // a 401 here: the key is wrong
   state.key = key;
-  state.admin = admin;
+  state.admin = own.is_admin;
   sessionStorage.setItem(STORE, key);
+  showKey(own);
   await enter();
+}
+
+// "$2.50", "$10", or every digit of an amount finer than a cent ("$0.004").
+function money(value) {
+  const cents = Math.round(value * 100);
+  if (Math.abs(value * 100 - cents) > 1e-6) return `$${value}`;
+  return cents % 100 === 0 ? `$${cents / 100}` : `$${(cents / 100).toFixed(2)}`;
+}
+
+// The header's line about the signed-in key: "alice · $2.50 left · $0.40 of $10 this month".
+function keySummary(own) {
+  const parts = [own.name, own.unlimited ? "unlimited" : `${money(own.credits)} left`];
+  if (own.monthly_budget_usd !== null) {
+    parts.push(`${money(own.month_spend_usd)} of ${money(own.monthly_budget_usd)} this month`);
+  }
+  return parts.join(" · ");
+}
+
+function showKey(own, note = "") {
+  shownKey = own;
+  setText($("key-summary"), keySummary(own) + note);
+  $("key-info").hidden = false;
+}
+
+async function updateKey() {
+  const button = $("key-update");
+  const key = state.key;
+  button.disabled = true;
+  try {
+    const own = await api("GET", "v1/key", undefined, { key });
+    if (state.key === key) showKey(own);  // unless the user signed out meanwhile
+  } catch (err) {
+    if (state.key !== key) return;
+    if (err.status === 401) signOut();  // revoked or expired since sign-in
+    else showKey(shownKey, ` (not updated: ${err.message})`);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function signOut() {
@@ -43,6 +76,9 @@ function signOut() {
   $("signin").hidden = false;
   $("tabs").hidden = true;
   $("sign-out").hidden = true;
+  $("key-info").hidden = true;
+  setText($("key-summary"), "");
+  shownKey = null;
   for (const p of PANELS) $(`panel-${p.name}`).hidden = true;
   $("api-key").value = "";
   $("api-key").focus();
@@ -100,6 +136,7 @@ function wire() {
     }
   });
   $("sign-out").addEventListener("click", signOut);
+  $("key-update").addEventListener("click", updateKey);
   $("tabs").addEventListener("keydown", onTabKey);
   for (const p of PANELS) {
     $(`tab-${p.name}`).addEventListener("click", () => selectTab(p.name));
