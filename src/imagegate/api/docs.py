@@ -55,6 +55,7 @@ TAGS = [
     },
     {"name": "Tasks", "description": "every generation is a task, sync or async"},
     {"name": "Uploads", "description": "upload slots: PUT the bytes, then use `upload://ID` as an image"},
+    {"name": "Keys", "description": "the key a request carries: its balance, budget, allowlist and limits"},
     {"name": "Omni API", "description": "model groups, task types and upload slots"},
     {"name": "apimodels", "description": "the {code, msg, data} envelope"},
     {"name": "Models", "description": "the catalog"},
