@@ -385,6 +385,14 @@ def test_load_more_appends_older_tasks_and_the_live_refresh_keeps_them(gw: Serve
     for task in (listed[0], listed[20], listed[-1]):  # the newest, the first and the last of the older page
         expect(table.locator(f'tr[data-task-id="{task["id"]}"]')).to_contain_text("succeeded")
 
+    r = mine("POST", "/v1/images/generations", json={"model": "test/test", "prompt": "one more", "size": "64x64"})
+    assert r.status_code == 200, r.text
+    newer = r.headers["x-imagegate-task-id"]  # on top after a live refresh; the one it pushes off page 1 stays
+    expect(body.first).to_have_attribute("data-task-id", newer)
+    expect(body).to_have_count(len(listed) + 1)
+    ids = [newer] + [t["id"] for t in listed]
+    assert body.evaluate_all("(trs) => trs.map((tr) => tr.dataset.taskId)") == ids
+
     page.get_by_role("button", name="Refresh").click()  # starts over from the newest page
     expect(body).to_have_count(20)
     expect(more).to_be_visible()

@@ -95,6 +95,7 @@ async function load() {
   try {
     const listing = await api("GET", path);
     if (key !== state.key || epoch !== live.epoch || path !== listPath() || !live.shown) return;
+    if (paging.extended && !listing.has_more) resetPaging();  // every matching task fits the newest page now
     if (!paging.extended) {  // loaded older pages keep the cursor of the last one
       paging.more = Boolean(listing.has_more);
       paging.cursor = listing.next_cursor || null;
@@ -129,10 +130,25 @@ function shownTasks() {
   return [...$("tasks-table").tBodies[0].children].map((tr) => rows.get(tr.dataset.taskId)?.task).filter(Boolean);
 }
 
-// the newest page; with older pages loaded, the rows below it stay (see the header comment)
+// the newest page; with older pages loaded, the rows below it stay (see the header comment). Those below the
+// oldest task of this page that was shown already are the older pages (pushed down by new tasks or not);
+// a row above it that this page lacks has left the list (finished under a status filter) and goes.
 function render(newest) {
+  if (!paging.extended) {
+    draw(newest);
+    return;
+  }
+  const shown = shownTasks();
   const ids = new Set(newest.map((t) => t.id));
-  draw(paging.extended ? newest.concat(shownTasks().filter((t) => !ids.has(t.id))) : newest);
+  let from = 0;  // no task of this page shown yet: all of them are new, every shown row is older
+  for (let i = newest.length - 1; i >= 0; i -= 1) {
+    const at = shown.findIndex((t) => t.id === newest[i].id);
+    if (at >= 0) {
+      from = at + 1;
+      break;
+    }
+  }
+  draw(newest.concat(shown.slice(from).filter((t) => !ids.has(t.id))));
 }
 
 function draw(tasks) {
