@@ -374,6 +374,7 @@ def test_load_more_appends_older_tasks_and_the_live_refresh_keeps_them(gw: Serve
     more.click()
     expect(body).to_have_count(len(listed))
     expect(more).to_be_hidden()
+    expect(page.get_by_role("button", name=f"Details of task {listed[20]['id']}")).to_be_focused()  # not lost
     assert body.evaluate_all("(trs) => trs.map((tr) => tr.dataset.taskId)") == [t["id"] for t in listed]
     expect(page.locator("#tasks-status")).to_contain_text(f"{len(listed)} task(s)")
 

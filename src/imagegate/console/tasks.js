@@ -294,8 +294,7 @@ async function loadMore() {
   const epoch = paging.epoch;
   const path = listPath();
   const button = $("tasks-more");
-  paging.loading = true;
-  button.disabled = true;
+  paging.loading = true;  // not `disabled`: that would take the focus off the button
   let first = null;
   try {
     const listing = await api("GET", `${path}&after=${encodeURIComponent(paging.cursor)}`);
@@ -313,10 +312,10 @@ async function loadMore() {
     if (key === state.key && epoch === paging.epoch && errorFrom !== "action") listError(err);
   } finally {
     paging.loading = false;
-    button.disabled = false;
+    const focused = document.activeElement === button;
     showMore();
     // the button hid under the focus: it moves to the first task just added
-    if (button.hidden && document.activeElement === button) first?.tr.querySelector("button")?.focus();
+    if (button.hidden && focused) first?.tr.querySelector("button")?.focus();
   }
 }
 
