@@ -24,6 +24,7 @@ SCENARIOS = {  # name -> (module, full timeout s, quick timeout s)
     "pipeline": ("bench.pipeline", 400, 120),
     "cold_start": ("bench.cold_start", 240, 90),
     "cluster": ("bench.cluster", 900, 240),
+    "thumbnails": ("bench.thumbnails", 300, 90),
 }
 BEGIN, END = "<!-- bench:table:begin -->", "<!-- bench:table:end -->"
 MB = 2**20
@@ -85,6 +86,7 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
     pipe = (results.get("pipeline") or {}).get("data")
     cold = (results.get("cold_start") or {}).get("data")
     clu = (results.get("cluster") or {}).get("data")
+    thumbs = (results.get("thumbnails") or {}).get("data")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         rev = (
@@ -284,6 +286,8 @@ def render(results: dict[str, dict[str, Any]], facts: dict[str, Any], quick: boo
         out.append("")
     if clu:
         out.extend(cluster_table(clu))
+    if thumbs:
+        out.extend(thumbnails_table(thumbs))
     for name, r in results.items():
         if r["data"] is None:
             out.append(f"Scenario {name} produced no result (rc {r['meta']['rc']}); see bench/results/*.log.")
@@ -309,6 +313,39 @@ def cluster_table(clu: dict[str, Any]) -> list[str]:
             f"{f(r['create_p99_ms'])} | {f(r['all_done_after_s'])} | {f(r['cpu_s'])} |"
         )
     return [*rows, ""]
+
+
+def thumbnails_table(th: dict[str, Any]) -> list[str]:
+    p, r = th["phases"], th["ratios"]
+    rows = [
+        f"### 6. Thumbnails (size={th['size']}, {th['outputs']} distinct 1024x1024 PNG outputs of test/test, "
+        f"one request at a time; cached, 304 and full interleaved over {th['rounds']} rounds)",
+        "",
+        "| request | requests | p50 / p99 ms | req/s (c1) | body bytes / response | server CPU ms/req | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, label in (
+        ("make", "first request (makes the preview)"),
+        ("cached", "cached preview"),
+        ("revalidate", "304 revalidation (If-None-Match)"),
+        ("full", "full image via its url"),
+    ):
+        x = p[kind]
+        rows.append(
+            f"| {label} | {x['requests']} | {f(x['p50_ms'])} / {f(x['p99_ms'])} | {f(x['rps_c1'])} | "
+            f"{f(x['bytes_per_response'])} | {f(x['cpu_ms_per_req'])} | {x['errors']} |"
+        )
+    rows += [
+        "",
+        f"Ratios: cached preview / full image p50 latency {f(r['cached_vs_full_p50'], 2)}; bytes full image / "
+        f"preview {f(r['full_vs_thumbnail_bytes'], 1)}; making / cached p50 latency {f(r['make_vs_cached_p50'], 2)}, "
+        f"CPU {f(r['make_vs_cached_cpu'], 2)}.",
+        "",
+    ]
+    for kind in ("make", "cached", "revalidate", "full"):
+        if p[kind]["first_error"]:
+            rows.append(f"First error ({kind}): `{p[kind]['first_error'][:200]}`")
+    return rows
 
 
 def update_readme(table: str) -> None:

@@ -351,3 +351,49 @@ def test_admin_filters_by_key_model_status_and_date_and_a_key_sees_only_its_own(
     expect(table).not_to_contain_text(b_canceled)
     expect(table.get_by_role("columnheader", name="Key")).to_have_count(0)
     expect(page.locator("#tasks-filters")).to_be_hidden()
+
+
+def test_load_more_appends_older_tasks_and_the_live_refresh_keeps_them(gw: ServerProc, admin: Api, visits: Any) -> None:
+    _, secret = admin.new_key(name="many-tasks")
+    mine = Api(gw, secret)
+    for i in range(25):  # quick sync generations
+        r = mine("POST", "/v1/images/generations", json={"model": "test/test", "prompt": f"page {i}", "size": "64x64"})
+        assert r.status_code == 200, r.text
+    listed = mine("GET", "/v1/tasks", params={"limit": 100}).json()["data"]  # newest first
+    assert len(listed) >= 25, listed
+    page = visits().sign_in(secret)
+    newest: list[str] = []  # the live refresh's requests: the newest page, no cursor
+    page.on("request", lambda q: newest.append(q.url) if "/v1/tasks?" in q.url and "after=" not in q.url else None)
+    table = open_tasks(page)
+    body = table.locator("tbody tr")
+    more = page.get_by_role("button", name="Load more")
+    expect(body).to_have_count(20)
+    expect(more).to_be_visible()
+    expect(table.locator("tbody tr").first).to_have_attribute("data-task-id", listed[0]["id"])
+
+    more.click()
+    expect(body).to_have_count(len(listed))
+    expect(more).to_be_hidden()
+    expect(page.get_by_role("button", name=f"Details of task {listed[20]['id']}")).to_be_focused()  # not lost
+    assert body.evaluate_all("(trs) => trs.map((tr) => tr.dataset.taskId)") == [t["id"] for t in listed]
+    expect(page.locator("#tasks-status")).to_contain_text(f"{len(listed)} task(s)")
+
+    asked = len(newest)
+    page.wait_for_timeout(2500)  # a live refresh (newest page only) has come and gone
+    assert len(newest) > asked
+    expect(body).to_have_count(len(listed))
+    expect(more).to_be_hidden()
+    for task in (listed[0], listed[20], listed[-1]):  # the newest, the first and the last of the older page
+        expect(table.locator(f'tr[data-task-id="{task["id"]}"]')).to_contain_text("succeeded")
+
+    r = mine("POST", "/v1/images/generations", json={"model": "test/test", "prompt": "one more", "size": "64x64"})
+    assert r.status_code == 200, r.text
+    newer = r.headers["x-imagegate-task-id"]  # on top after a live refresh; the one it pushes off page 1 stays
+    expect(body.first).to_have_attribute("data-task-id", newer)
+    expect(body).to_have_count(len(listed) + 1)
+    ids = [newer] + [t["id"] for t in listed]
+    assert body.evaluate_all("(trs) => trs.map((tr) => tr.dataset.taskId)") == ids
+
+    page.get_by_role("button", name="Refresh").click()  # starts over from the newest page
+    expect(body).to_have_count(20)
+    expect(more).to_be_visible()

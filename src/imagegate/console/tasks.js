@@ -2,6 +2,11 @@
 // model, status and date), Cancel on live ones, and a detail dialog per task: its timeline, request, error,
 // outputs and webhook deliveries (with Redeliver for admins). The list refreshes every 2 seconds while the
 // tab is shown, one request at a time; rows are updated in place, so focus and clicks survive a refresh.
+// "Load more" appends the next page of older tasks (the list's next_cursor sent as `after`). The 2-second
+// refresh still asks for the newest page only: rows it does not cover, once older pages are loaded, stay in
+// the table as they are. An older row that is still queued or running is therefore not followed live; it
+// updates on the next Refresh, which starts over from the newest page, as new filters and signing out do.
+// (Simpler than one request per live older row, and an admin has no GET of a single task to make it with.)
 
 import { $, ApiError, api, cell, el, option, setText, showError, state, usd, when } from "./api.js";
 import { LIVE, closeDetail, detailShows, initDetail, openDetail, queueText, refreshDetail } from "./task_detail.js";
@@ -16,6 +21,9 @@ const rows = new Map();  // task id -> { tr, task, cells }
 let errorFrom = null;  // what #tasks-error shows: "list" (a refresh clears it) or "action" (kept until Refresh)
 let shownError = "";  // the list error shown, so an unchanged one is not redrawn
 let announced = "";
+// the pages beyond the first: `extended` once "Load more" has added one, `more`/`cursor` the list's has_more and
+// next_cursor for the next page (from the newest page until then), `epoch` bumped when paging starts over
+const paging = { extended: false, more: false, cursor: null, loading: false, epoch: 0 };
 
 // ---- the list ----
 
@@ -87,6 +95,12 @@ async function load() {
   try {
     const listing = await api("GET", path);
     if (key !== state.key || epoch !== live.epoch || path !== listPath() || !live.shown) return;
+    if (paging.extended && !listing.has_more) resetPaging();  // every matching task fits the newest page now
+    if (!paging.extended) {  // loaded older pages keep the cursor of the last one
+      paging.more = Boolean(listing.has_more);
+      paging.cursor = listing.next_cursor || null;
+      showMore();
+    }
     render(listing.data || []);
     if (errorFrom === "list") listError(null);
   } catch (err) {
@@ -111,7 +125,33 @@ function actionError(err) {
   showError($("tasks-error"), err);
 }
 
-function render(tasks) {
+// the tasks the table shows now, top to bottom
+function shownTasks() {
+  return [...$("tasks-table").tBodies[0].children].map((tr) => rows.get(tr.dataset.taskId)?.task).filter(Boolean);
+}
+
+// the newest page; with older pages loaded, the rows below it stay (see the header comment). Those below the
+// oldest task of this page that was shown already are the older pages (pushed down by new tasks or not);
+// a row above it that this page lacks has left the list (finished under a status filter) and goes.
+function render(newest) {
+  if (!paging.extended) {
+    draw(newest);
+    return;
+  }
+  const shown = shownTasks();
+  const ids = new Set(newest.map((t) => t.id));
+  let from = 0;  // no task of this page shown yet: all of them are new, every shown row is older
+  for (let i = newest.length - 1; i >= 0; i -= 1) {
+    const at = shown.findIndex((t) => t.id === newest[i].id);
+    if (at >= 0) {
+      from = at + 1;
+      break;
+    }
+  }
+  draw(newest.concat(shown.slice(from).filter((t) => !ids.has(t.id))));
+}
+
+function draw(tasks) {
   const body = $("tasks-table").tBodies[0];
   const ids = new Set(tasks.map((t) => t.id));
   for (const [id, entry] of rows) {
@@ -234,8 +274,54 @@ async function cancelTask(id, button) {
   }
 }
 
+// ---- older pages ----
+
+function showMore() {
+  $("tasks-more").hidden = !(paging.more && paging.cursor);
+}
+
+function resetPaging() {
+  paging.extended = false;
+  paging.more = false;
+  paging.cursor = null;
+  paging.epoch += 1;
+  showMore();
+}
+
+async function loadMore() {
+  if (paging.loading || !paging.cursor) return;
+  const key = state.key;
+  const epoch = paging.epoch;
+  const path = listPath();
+  const button = $("tasks-more");
+  paging.loading = true;  // not `disabled`: that would take the focus off the button
+  let first = null;
+  try {
+    const listing = await api("GET", `${path}&after=${encodeURIComponent(paging.cursor)}`);
+    if (key !== state.key || epoch !== paging.epoch || path !== listPath() || !live.shown) return;
+    const shown = shownTasks();
+    const ids = new Set(shown.map((t) => t.id));
+    const older = (listing.data || []).filter((t) => !ids.has(t.id));
+    paging.extended = true;
+    paging.more = Boolean(listing.has_more);
+    paging.cursor = listing.next_cursor || null;
+    draw(shown.concat(older));
+    if (errorFrom === "list") listError(null);
+    first = older.length ? rows.get(older[0].id) : null;
+  } catch (err) {
+    if (key === state.key && epoch === paging.epoch && errorFrom !== "action") listError(err);
+  } finally {
+    paging.loading = false;
+    const focused = document.activeElement === button;
+    showMore();
+    // the button hid under the focus: it moves to the first task just added
+    if (button.hidden && focused) first?.tr.querySelector("button")?.focus();
+  }
+}
+
 function manualRefresh() {
   actionError(null);
+  resetPaging();
   live.epoch += 1;
   poll();
 }
@@ -259,6 +345,7 @@ async function loadFilterChoices() {
 
 function filtersChanged() {
   if (errorFrom === "list") listError(null);
+  resetPaging();
   live.epoch += 1;
   poll();
 }
@@ -266,6 +353,7 @@ function filtersChanged() {
 // ---- the panel ----
 
 function clear() {
+  resetPaging();
   rows.clear();
   $("tasks-table").tBodies[0].replaceChildren();
   announced = "";
@@ -278,6 +366,7 @@ export const panel = {
   admin: false,
   init() {
     $("tasks-refresh").addEventListener("click", manualRefresh);
+    $("tasks-more").addEventListener("click", loadMore);
     const form = $("tasks-filters");
     form.addEventListener("change", filtersChanged);
     form.addEventListener("submit", (event) => {
@@ -302,8 +391,9 @@ export const panel = {
     document.querySelector("#tasks-table .key-col").hidden = !admin;
     $("tasks-scope").textContent = admin
       ? "Every key's 20 most recent tasks matching the filters, newest first; updated every 2 seconds while "
-        + "this tab is open."
-      : "This key's 20 most recent tasks, newest first; updated every 2 seconds while this tab is open.";
+        + "this tab is open. Load more adds older ones."
+      : "This key's 20 most recent tasks, newest first; updated every 2 seconds while this tab is open. "
+        + "Load more adds older ones.";
     if (admin) await loadFilterChoices();
   },
   leave() {
