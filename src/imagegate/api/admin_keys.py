@@ -124,7 +124,8 @@ async def _key(gw: GatewayDep, key_id: str) -> ApiKey:
     return key
 
 
-async def _shown(gw: GatewayDep, key: ApiKey) -> dict[str, Any]:
+async def shown_key(gw: GatewayDep, key: ApiKey) -> dict[str, Any]:
+    """The key object, with this month's spend."""
     return key_object(key, (await gw.admin.month_spend([key.id])).get(key.id, 0))
 
 
@@ -159,7 +160,7 @@ async def list_keys(gw: GatewayDep, admin: AdminKey) -> JSONResponse:
 
 @router.get("/admin/v1/keys/{key_id}", **doc("admin_get_key", "one key", {200: (KeyObject, "the key")}))
 async def get_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
-    return _answer(await _shown(gw, await _key(gw, key_id)))
+    return _answer(await shown_key(gw, await _key(gw, key_id)))
 
 
 @router.patch(
@@ -178,7 +179,7 @@ async def update_key(key_id: str, request: Request, gw: GatewayDep, admin: Admin
     row = await gw.keys.update(key_id, {**values, **balance}, add)
     if row is None:
         raise GatewayError(ErrorCode.not_found, f"no key '{shown(key_id)}'", param="key_id")
-    return _answer(await _shown(gw, row))
+    return _answer(await shown_key(gw, row))
 
 
 @router.delete(
@@ -189,7 +190,7 @@ async def update_key(key_id: str, request: Request, gw: GatewayDep, admin: Admin
 async def revoke_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
     key = await _key(gw, key_id)
     await gw.keys.revoke(key.id)
-    return _answer(await _shown(gw, await _key(gw, key_id)))
+    return _answer(await shown_key(gw, await _key(gw, key_id)))
 
 
 @router.post(
@@ -204,4 +205,4 @@ async def rotate_key(key_id: str, gw: GatewayDep, admin: AdminKey) -> JSONRespon
         raise GatewayError(ErrorCode.conflict, f"key '{key.id}' is revoked; a revoked key cannot be rotated",
                            param="key_id")  # fmt: skip
     row, secret = rotated
-    return _answer({**(await _shown(gw, row)), "secret": secret})
+    return _answer({**(await shown_key(gw, row)), "secret": secret})

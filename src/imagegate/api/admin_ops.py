@@ -142,7 +142,8 @@ async def tasks(request: Request, gw: GatewayDep, admin: AdminKey, base: BaseUrl
     return FastJSON({"object": "list", "data": data, "has_more": more, "next_cursor": cursor})
 
 
-async def _task(gw: GatewayDep, task_id: str) -> Task:
+async def any_task(gw: GatewayDep, task_id: str) -> Task:
+    """Any key's task (for admin keys); an unknown one is a 404 naming ``task_id``."""
     task = await gw.tasks.store.get(task_id) if ID.fullmatch(task_id) else None
     if task is None:
         raise GatewayError(ErrorCode.not_found, f"no task '{shown(task_id)}'", param="task_id")
@@ -155,9 +156,7 @@ async def _task(gw: GatewayDep, task_id: str) -> Task:
           {200: (AdminTask, "the task, canceled")}),
 )  # fmt: skip
 async def cancel(task_id: str, gw: GatewayDep, admin: AdminKey, base: BaseUrl) -> JSONResponse:
-    task = await _task(gw, task_id)
-    await gw.tasks.cancel(task)
-    canceled = await gw.tasks.store.get(task.id) or task
+    canceled = await gw.tasks.cancel(await any_task(gw, task_id))
     return FastJSON(await admin_task(gw, canceled, base, await gw.admin.key_names([canceled.key_id])))
 
 
@@ -167,7 +166,7 @@ async def cancel(task_id: str, gw: GatewayDep, admin: AdminKey, base: BaseUrl) -
           {200: (DeliveryList, "the deliveries")}),
 )  # fmt: skip
 async def deliveries(task_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
-    task = await _task(gw, task_id)
+    task = await any_task(gw, task_id)
     out = [delivery_object(d, attempts) for d, attempts in await gw.deliveries.of_task(task.id)]
     return JSONResponse({"object": "list", "data": out})
 
@@ -178,7 +177,7 @@ async def deliveries(task_id: str, gw: GatewayDep, admin: AdminKey) -> JSONRespo
           {200: (Delivery, "the delivery, pending again: it is sent within a second")}),
 )  # fmt: skip
 async def redeliver(task_id: str, delivery_id: str, gw: GatewayDep, admin: AdminKey) -> JSONResponse:
-    task = await _task(gw, task_id)
+    task = await any_task(gw, task_id)
     before = {d.id: d.status for d, _ in await gw.deliveries.of_task(task.id)}
     if delivery_id not in before:
         raise GatewayError(

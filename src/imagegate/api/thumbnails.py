@@ -15,12 +15,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from imagegate.api.admin_keys import ID
+from imagegate.api.admin_ops import any_task
 from imagegate.api.deps import CurrentKey, GatewayDep
 from imagegate.api.openapi import Operation
 from imagegate.api.validation import check, given
 from imagegate.db.tables import Task
-from imagegate.domain import Caller, ErrorCode, GatewayError, shown
+from imagegate.domain import Caller, GatewayError, shown
 from imagegate.storage.layout import THUMB_SIZES
 
 router = APIRouter()
@@ -66,12 +66,7 @@ THUMBNAIL = Operation(
 
 async def readable_task(gw: GatewayDep, caller: Caller, task_id: str) -> Task:
     """The caller's task; any key's for an admin. A task the caller may not read is a 404, as a missing one."""
-    if not caller.is_admin:
-        return await gw.tasks.get(task_id, caller)
-    task = await gw.tasks.store.get(task_id) if ID.fullmatch(task_id) else None
-    if task is None:
-        raise GatewayError(ErrorCode.not_found, f"no task '{shown(task_id)}'", param="task_id")
-    return task
+    return await any_task(gw, task_id) if caller.is_admin else await gw.tasks.get(task_id, caller)
 
 
 def parse_index(raw: str) -> int:

@@ -1,6 +1,14 @@
 """imagegate's own vocabulary: requests, results, tasks and errors. Imports nothing else of imagegate."""
 
-from imagegate.domain.errors import STATUS_BY_CODE, TYPE_BY_STATUS, ErrorCode, GatewayError, UpstreamError, shown
+from imagegate.domain.errors import (
+    RETRY_AFTER,
+    STATUS_BY_CODE,
+    TYPE_BY_STATUS,
+    ErrorCode,
+    GatewayError,
+    UpstreamError,
+    shown,
+)
 from imagegate.domain.images import (
     MIME,
     GeneratedImage,
@@ -25,6 +33,7 @@ from imagegate.domain.tasks import Caller, OutputImage, TaskError, TaskStatus, T
 from imagegate.domain.usage import openai_usage, token_usage
 
 __all__ = [
+    "RETRY_AFTER",
     "MIME",
     "STATUS_BY_CODE",
     "TYPE_BY_STATUS",

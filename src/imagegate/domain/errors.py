@@ -84,6 +84,10 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.internal: 500,
 }
 
+#: seconds a client is told to wait (Retry-After) after a failure of the gateway's own that passes: the
+#: store's refused write, whether the request meets it or its task does (and a sync answer reports it)
+RETRY_AFTER: dict[ErrorCode, float] = {ErrorCode.storage_error: 5.0}
+
 TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",

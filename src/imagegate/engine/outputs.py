@@ -22,7 +22,15 @@ from typing import Any
 from imagegate.db.database import new_id
 from imagegate.db.tables import StoredFile, Task
 from imagegate.db.tasks import TaskStore
-from imagegate.domain import ErrorCode, GatewayError, GeneratedImage, ImageInput, ImageRequest, UpstreamError
+from imagegate.domain import (
+    RETRY_AFTER,
+    ErrorCode,
+    GatewayError,
+    GeneratedImage,
+    ImageInput,
+    ImageRequest,
+    UpstreamError,
+)
 from imagegate.media import codecs
 from imagegate.observe import Metrics
 from imagegate.storage.base import Storage
@@ -41,7 +49,7 @@ def storage_failure(exc: OSError) -> GatewayError:
     return GatewayError(
         ErrorCode.storage_error,
         f"the gateway could not write to its storage ({type(exc).__name__}); nothing was charged; retry later",
-        retry_after=5,  # a failed sync task's answer says the same (api/dialects/base.py RETRY_AFTER)
+        retry_after=RETRY_AFTER[ErrorCode.storage_error],
     )
 
 

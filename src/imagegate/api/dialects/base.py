@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from imagegate.api.body import RequestBody
 from imagegate.api.openapi import Operation
 from imagegate.catalog import Catalog
-from imagegate.domain import Caller, ErrorCode, GatewayError, Outcome, Submission, TaskView
+from imagegate.domain import RETRY_AFTER, Caller, ErrorCode, GatewayError, Outcome, Submission, TaskView
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +50,6 @@ class TaskRoute:
     path: str
     doc: Operation
     id_param: str = "task_id"
-
-
-#: seconds a sync client is told to wait (Retry-After) when its task failed on the gateway's own store
-RETRY_AFTER = {ErrorCode.storage_error: 5.0}
 
 
 def task_error(view: TaskView) -> GatewayError:
