@@ -14,7 +14,8 @@ export class ApiError extends Error {
   }
 }
 
-// body: undefined, a FormData (sent as multipart) or anything JSON; as: "json" (default), "text" or "blob"
+// body: undefined, a FormData (sent as multipart) or anything JSON; as: "json" (default), "text", "blob" or
+// "response" (the Response itself, for a caller that reads its body as a stream); a refusal is an ApiError
 export async function api(method, path, body, { key = state.key, as = "json" } = {}) {
   const headers = { authorization: `Bearer ${key}` };
   let payload;
@@ -29,6 +30,7 @@ export async function api(method, path, body, { key = state.key, as = "json" } =
   } catch (err) {
     throw new ApiError(0, { message: `The gateway could not be reached (${err.message}).` });
   }
+  if (res.ok && as === "response") return res;
   if (res.ok && as === "blob") return res.blob();
   const text = await res.text();
   if (res.ok && as === "text") return text;
@@ -71,6 +73,14 @@ export function el(tag, text, props = {}) {
 // Sets a node's text only when it changed (no needless redraw or screen-reader announcement).
 export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
+}
+
+// A <dt>/<dd> pair in a <dl>, left out when the value says nothing (empty, or an empty list or object).
+export function fact(list, name, value) {
+  if (value === null || value === undefined || value === "") return;
+  if (typeof value === "object" && !Object.keys(value).length) return;
+  const text = typeof value === "object" ? JSON.stringify(value) : String(value);
+  list.append(el("dt", name), el("dd", text));
 }
 
 export function option(value, label) {

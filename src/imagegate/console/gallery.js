@@ -4,7 +4,7 @@
 // when the grid is redrawn or the user signs out. A tile opens a dialog with the full image (its signed
 // link needs no key), a Download link, the prompt and the parameters.
 
-import { $, api, el, option, showError, state, usd, when } from "./api.js";
+import { $, api, el, fact, option, showError, state, usd, when } from "./api.js";
 
 const PAGE = 24;  // tasks per page (each may hold several images)
 const AT_ONCE = 6;  // thumbnail requests in flight
@@ -148,11 +148,6 @@ function addSeenModels(models) {
     known.add(model);
     select.append(option(model, model));
   }
-}
-
-function fact(list, term, value) {
-  if (value === null || value === undefined || value === "") return;
-  list.append(el("dt", term), el("dd", String(value)));
 }
 
 function fullSource(task, index) {

@@ -1,7 +1,7 @@
 // Playground answers: the result cards (picture, download link, cost, latency), an async task watched to its end
 // with a live progress bar (Cancel included), and the streamed reader that shows previews as they come.
 
-import { $, ApiError, api, el, showError, state } from "./api.js";
+import { $, ApiError, api, el, showError } from "./api.js";
 
 const POLL_MS = 500;
 let run = null;  // the task being watched: { id, timer, stopped }
@@ -123,20 +123,7 @@ export async function cancel() {
 // ---- streaming (stream: true): OpenAI's image events as server-sent events, previews shown as they come
 
 export async function streamed(path, body) {
-  const headers = { authorization: `Bearer ${state.key}` };
-  if (!(body instanceof FormData)) headers["content-type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(`v1/${path}`, { method: "POST", headers, body: body instanceof FormData ? body : JSON.stringify(body) });
-  } catch (err) {
-    throw new ApiError(0, { message: `The gateway could not be reached (${err.message}).` });
-  }
-  if (!res.ok) {
-    const text = await res.text();
-    let data = null;
-    try { data = JSON.parse(text); } catch { data = null; }
-    throw new ApiError(res.status, data?.error || { message: text || res.statusText });
-  }
+  const res = await api("POST", `v1/${path}`, body, { as: "response" });
   const done = [];
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

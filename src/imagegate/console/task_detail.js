@@ -2,7 +2,7 @@
 // attempts, provider and deployment), its request, error, outputs and webhook deliveries with their attempts
 // (Redeliver for admins). It refreshes itself while open and redraws a part only when what it shows changed.
 
-import { $, api, el, setText, showError, state, usd, when } from "./api.js";
+import { $, api, el, fact, setText, showError, state, usd, when } from "./api.js";
 
 export const LIVE = new Set(["queued", "running"]);  // a task in these states can still be canceled
 const ENDED = { succeeded: "Completed", failed: "Failed", canceled: "Canceled" };
@@ -92,13 +92,6 @@ function duration(seconds) {
   if (seconds < 60) return `${Math.round(seconds)} s`;
   const m = Math.floor(seconds / 60);
   return `${m} min ${Math.round(seconds - m * 60)} s`;
-}
-
-function fact(list, name, value) {
-  if (value === null || value === undefined || value === "") return;
-  if (typeof value === "object" && !Object.keys(value).length) return;  // an empty list or object says nothing
-  const text = typeof value === "object" ? JSON.stringify(value) : String(value);
-  list.append(el("dt", name), el("dd", text));
 }
 
 function renderDetail(task) {
