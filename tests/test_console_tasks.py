@@ -113,7 +113,7 @@ def test_cancel_a_running_slow_task_at_phone_width(gw: ServerProc, admin: Api, v
     expect(row.get_by_role("button", name=f"Cancel task {task_id}")).to_have_count(0)
     expect(page.locator("#tasks-error")).to_be_hidden()
     assert mine.ok("GET", f"/v1/tasks/{task_id}")["status"] == "canceled"
-    page.wait_for_timeout(2500)  # the next refreshes agree
+    page.wait_for_event("requestfinished", lambda q: "/v1/tasks?" in q.url, timeout=SLOW)  # the next refresh agrees
     expect(row).to_contain_text("canceled")
 
     row.get_by_role("button", name=f"Details of task {task_id}").click()
@@ -379,7 +379,8 @@ def test_load_more_appends_older_tasks_and_the_live_refresh_keeps_them(gw: Serve
     expect(page.locator("#tasks-status")).to_contain_text(f"{len(listed)} task(s)")
 
     asked = len(newest)
-    page.wait_for_timeout(2500)  # a live refresh (newest page only) has come and gone
+    # a live refresh (newest page only) comes and goes: waited on as an event, not for a time
+    page.wait_for_event("requestfinished", lambda q: "/v1/tasks?" in q.url and "after=" not in q.url, timeout=SLOW)
     assert len(newest) > asked
     expect(body).to_have_count(len(listed))
     expect(more).to_be_hidden()
