@@ -156,7 +156,9 @@ async def any_task(gw: GatewayDep, task_id: str) -> Task:
           {200: (AdminTask, "the task, canceled")}),
 )  # fmt: skip
 async def cancel(task_id: str, gw: GatewayDep, admin: AdminKey, base: BaseUrl) -> JSONResponse:
-    canceled = await gw.tasks.cancel(await any_task(gw, task_id))
+    task = await any_task(gw, task_id)
+    await gw.tasks.cancel(task)
+    canceled = await gw.tasks.store.get(task.id) or task
     return FastJSON(await admin_task(gw, canceled, base, await gw.admin.key_names([canceled.key_id])))
 
 

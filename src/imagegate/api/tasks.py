@@ -83,8 +83,9 @@ async def tasks_get(task_id: str, gw: GatewayDep, caller: CurrentKey, base: Base
     **_doc("cancel_task", "cancel a task", TaskObject, "the task, canceled (409 once it has finished)"),
 )
 async def tasks_cancel(task_id: str, gw: GatewayDep, caller: CurrentKey, base: BaseUrl) -> JSONResponse:
-    canceled = await gw.tasks.cancel(await gw.tasks.get(task_id, caller))
-    return FastJSON(task_object(await gw.tasks.view(canceled, base)))
+    task = await gw.tasks.get(task_id, caller)
+    await gw.tasks.cancel(task)
+    return FastJSON(task_object(await gw.tasks.view(await gw.tasks.store.get(task.id) or task, base)))
 
 
 def _ts(dt: datetime | None) -> float | None:

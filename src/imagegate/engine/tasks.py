@@ -132,9 +132,8 @@ class TaskService:
             from_status=TaskStatus.awaiting_upload.value,
         )
 
-    async def cancel(self, task: Task) -> Task:
-        """Cancel a live task: refund, webhook, stop the local run, and the upstream job where it can.
-        Returns the task as it is now (canceled)."""
+    async def cancel(self, task: Task) -> None:
+        """Cancel a live task: refund, webhook, stop the local run, and the upstream job where it can."""
         if not await self.store.cancel(task):
             ended = await self.store.get(task.id) or task
             raise GatewayError(
@@ -143,10 +142,9 @@ class TaskService:
                 param="task_id",
             )
         await self.queue.abort(task)
-        canceled = await self.store.get(task.id) or task
-        if canceled.upstream:
+        canceled = await self.store.get(task.id)
+        if canceled is not None and canceled.upstream:
             await self.runner.cancel_upstream(canceled)
-        return canceled
 
     async def view(
         self, task: Task, base_url: str, fresh: Sequence[bytes] | None = None, *, b64: bool = False
